@@ -26,6 +26,66 @@ pub use snappy::Snappy;
 #[cfg(feature = "zstd")]
 pub use zstd::Zstd;
 
+// SHARDLOG PATCH (see SHARDLOG_PATCH.md): bound decompressed output. Upstream decompressed into
+// an unbounded, growing buffer, so a small "decompression bomb" could make the process allocate
+// until allocation fails, which aborts.
+
+/// Default for [`max_decompressed_size`]: 128 MiB.
+pub const DEFAULT_MAX_DECOMPRESSED_SIZE: usize = 128 << 20;
+
+static MAX_DECOMPRESSED_SIZE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_DECOMPRESSED_SIZE);
+
+/// The largest number of bytes the built-in decompressors will produce for one record batch;
+/// decompressing more fails with an error.
+pub fn max_decompressed_size() -> usize {
+    MAX_DECOMPRESSED_SIZE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set the process-wide limit returned by [`max_decompressed_size`].
+pub fn set_max_decompressed_size(limit: usize) {
+    MAX_DECOMPRESSED_SIZE.store(limit, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A writer that fails once more than `limit` bytes have been written to it.
+#[allow(dead_code)]
+pub(crate) struct LimitedWriter<W> {
+    inner: W,
+    written: usize,
+    limit: usize,
+}
+
+#[allow(dead_code)]
+impl<W> LimitedWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self {
+            inner,
+            written: 0,
+            limit: max_decompressed_size(),
+        }
+    }
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for LimitedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.limit - self.written {
+            return Err(std::io::Error::other(format!(
+                "decompressed data exceeds the limit of {} bytes",
+                self.limit
+            )));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A trait for record compression algorithms.
 pub trait Compressor<B: ByteBufMut> {
     /// Target buffer type for compression.

@@ -514,7 +514,12 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // SHARDLOG PATCH: `record_count` comes from the wire (up to i32::MAX). Every record takes
+        // at least one byte, so reject counts larger than the (decompressed) records buffer and
+        // never reserve more than the input can justify.
+        let record_count = batch_decode_info.record_count as usize;
+        types::check_len(buf, record_count, "Record count")?;
+        records.reserve(types::prealloc_cap::<Record>(record_count, buf.remaining()));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -859,11 +864,17 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i64 = types::VarLong.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
+        // SHARDLOG PATCH: wrapping arithmetic; both operands come from the wire and `+` panics on
+        // overflow in debug builds.
+        let timestamp = batch_decode_info
+            .min_timestamp
+            .wrapping_add(timestamp_delta);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info
+            .min_offset
+            .wrapping_add(offset_delta as i64);
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key
@@ -893,7 +904,14 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // SHARDLOG PATCH: `num_headers` comes from the wire; bound it by the bytes left in this
+        // record and cap the up-front reservation.
+        types::check_len(buf, num_headers, "Record header count")?;
+        let mut headers =
+            IndexMap::with_capacity(types::prealloc_cap::<(StrBytes, Option<Bytes>)>(
+                num_headers,
+                bytes::Buf::remaining(buf),
+            ));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -55,6 +55,26 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
     }
 }
 
+// SHARDLOG PATCH: the largest output a snappy element can produce per input byte is a 3-byte
+// copy of 64 bytes (ratio 21.3); a declared length above 22x the input is certainly invalid.
+const MAX_SNAPPY_RATIO: usize = 22;
+
+/// SHARDLOG PATCH: validate a declared uncompressed length before allocating for it.
+fn check_snappy_len(declared: usize, compressed_len: usize, total_so_far: usize) -> Result<()> {
+    if declared > compressed_len.saturating_mul(MAX_SNAPPY_RATIO) {
+        anyhow::bail!(
+            "snappy block declares {declared} uncompressed bytes for {compressed_len} compressed bytes"
+        );
+    }
+    if total_so_far.saturating_add(declared) > super::max_decompressed_size() {
+        anyhow::bail!(
+            "decompressed snappy data exceeds the limit of {} bytes",
+            super::max_decompressed_size()
+        );
+    }
+    Ok(())
+}
+
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<B: ByteBuf> Decompressor<B> for Snappy {
@@ -81,6 +101,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_snappy_len(actual_len, compressed.len(), 0)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +125,11 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_snappy_len(
+                uncompressed_block_length,
+                compressed_block.len(),
+                uncompressed.len(),
+            )?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

@@ -27,7 +27,8 @@ pub trait ByteBuf: Buf {
     /// Try to peek ahead in the buffer by the provided range, returning an error if there are less
     /// bytes than the requested range.
     fn try_peek_bytes(&mut self, r: Range<usize>) -> Result<Bytes, NotEnoughBytesError> {
-        if self.remaining() < r.end {
+        // SHARDLOG PATCH: also reject inverted ranges, which make `peek_bytes` panic.
+        if self.remaining() < r.end || r.start > r.end {
             Err(NotEnoughBytesError)
         } else {
             Ok(self.peek_bytes(r))
@@ -90,7 +91,10 @@ impl ByteBuf for &[u8] {
 
 impl<T: AsRef<[u8]>> ByteBuf for Cursor<T> {
     fn peek_bytes(&mut self, r: Range<usize>) -> Bytes {
-        Bytes::copy_from_slice(&self.get_ref().as_ref()[r])
+        // SHARDLOG PATCH: peek relative to the cursor position (like every other impl, and like
+        // `try_peek_bytes`' bounds check assumes); upstream indexed from the start of the buffer.
+        let pos = self.position() as usize;
+        Bytes::copy_from_slice(&self.get_ref().as_ref()[pos + r.start..pos + r.end])
     }
     fn get_bytes(&mut self, size: usize) -> Bytes {
         let pos = self.position() as usize;

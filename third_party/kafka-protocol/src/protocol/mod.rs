@@ -220,9 +220,15 @@ pub trait Request: Message + Encodable + Decodable + HeaderVersion {
 
 /// Decode the request header from the provided buffer.
 pub fn decode_request_header_from_buffer<B: ByteBuf>(buf: &mut B) -> Result<RequestHeader> {
-    let api_key = ApiKey::try_from(bytes::Buf::get_i16(&mut buf.peek_bytes(0..2)))
+    // SHARDLOG PATCH: the upstream code used `peek_bytes` + `Buf::get_i16`, which panic when the
+    // buffer holds fewer than 4 bytes. Peek with the checked variant and decode with try_get_i16.
+    let prefix = buf
+        .try_peek_bytes(0..4)
+        .map_err(|_| anyhow::Error::msg("Request header is truncated"))?;
+    let mut prefix = &prefix[..];
+    let api_key = ApiKey::try_from(bytes::Buf::try_get_i16(&mut prefix)?)
         .map_err(|_| anyhow::Error::msg("Unknown API key"))?;
-    let api_version = bytes::Buf::get_i16(&mut buf.peek_bytes(2..4));
+    let api_version = bytes::Buf::try_get_i16(&mut prefix)?;
     let header_version = api_key.request_header_version(api_version);
     RequestHeader::decode(buf, header_version)
 }

@@ -10,6 +10,33 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+// SHARDLOG PATCH (see SHARDLOG_PATCH.md): lengths and counts read from the wire must be bounded
+// by the bytes that remain in the buffer *before* anything is allocated (CVE-2022-34917 class).
+
+/// Upper bound, in bytes, on any capacity reserved up front from a length read off the wire.
+/// Collections still grow past it (amortised) when the data really is there.
+pub(crate) const MAX_PREALLOC_BYTES: usize = 1 << 20;
+
+/// Fails if `len` (a byte length or an element count read from the wire) exceeds the number of
+/// bytes remaining in `buf`. Every element of an array and every byte of a string needs at least
+/// one byte of input, so a larger value can only come from a malformed or malicious message.
+#[inline]
+pub(crate) fn check_len<B: ByteBuf>(buf: &B, len: usize, what: &str) -> Result<()> {
+    let remaining = buf.remaining();
+    if len > remaining {
+        bail!("{what} length ({len}) exceeds the remaining {remaining} bytes in the buffer");
+    }
+    Ok(())
+}
+
+/// Capacity to reserve for `n` elements of `T` given `remaining` input bytes:
+/// min(n, remaining, MAX_PREALLOC_BYTES / size_of::<T>()).
+#[inline]
+pub(crate) fn prealloc_cap<T>(n: usize, remaining: usize) -> usize {
+    n.min(remaining)
+        .min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1))
+}
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -359,6 +386,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                check_len(buf, n as usize, "String")?;
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -375,6 +403,7 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                check_len(buf, n as usize, "String")?;
                 let strbuf = StrBytes::try_from(buf.try_get_bytes(n as usize)?)?;
                 Ok(Some(strbuf.into()))
             }
@@ -511,6 +540,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                check_len(buf, (n - 1) as usize, "CompactString")?;
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -524,6 +554,7 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                check_len(buf, (n - 1) as usize, "CompactString")?;
                 let strbuf = StrBytes::try_from(buf.try_get_bytes((n - 1) as usize)?)?;
                 Ok(Some(strbuf.into()))
             }
@@ -655,6 +686,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                check_len(buf, n as usize, "Bytes")?;
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -670,7 +702,10 @@ impl Decoder<Option<bytes::Bytes>> for Bytes {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Option<bytes::Bytes>> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
-            n if n >= 0 => Ok(Some(buf.try_get_bytes(n as usize)?)),
+            n if n >= 0 => {
+                check_len(buf, n as usize, "Bytes")?;
+                Ok(Some(buf.try_get_bytes(n as usize)?))
+            }
             n => {
                 bail!("Data length is negative ({n})");
             }
@@ -804,6 +839,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                check_len(buf, (n - 1) as usize, "CompactBytes")?;
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -816,7 +852,10 @@ impl Decoder<Option<bytes::Bytes>> for CompactBytes {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Option<bytes::Bytes>> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
-            n => Ok(Some(buf.try_get_bytes((n - 1) as usize)?)),
+            n => {
+                check_len(buf, (n - 1) as usize, "CompactBytes")?;
+                Ok(Some(buf.try_get_bytes((n - 1) as usize)?))
+            }
         }
     }
 }
@@ -985,7 +1024,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                check_len(buf, n as usize, "Array")?;
+                let mut result = Vec::with_capacity(prealloc_cap::<T>(n as usize, buf.remaining()));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1133,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                check_len(buf, (n - 1) as usize, "CompactArray")?;
+                let mut result =
+                    Vec::with_capacity(prealloc_cap::<T>((n - 1) as usize, buf.remaining()));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }

@@ -1,11 +1,16 @@
 mod api_key;
 #[cfg(feature = "broker")]
 mod api_versions;
-#[cfg(feature = "client")]
-mod common;
+// SHARDLOG PATCH: needs Docker + the removed `testcontainers` dev-dependency.
+// #[cfg(feature = "client")]
+// mod common;
 mod fetch_response;
-#[cfg(feature = "client")]
-mod integration_tests;
-#[cfg(feature = "client")]
-mod produce_fetch;
+// SHARDLOG PATCH: needs Docker + the removed `testcontainers` dev-dependency.
+// #[cfg(feature = "client")]
+// mod integration_tests;
+// SHARDLOG PATCH: needs Docker + the removed `testcontainers` dev-dependency.
+// #[cfg(feature = "client")]
+// mod produce_fetch;
 mod request_header;
+// SHARDLOG PATCH: hostile-input decoding tests.
+mod shardlog_malformed_input;

@@ -1,0 +1,453 @@
+//! Broker and topic configuration, keyed by Apache Kafka's own setting names.
+//!
+//! Every setting is declared once in [`BROKER_SETTINGS`] or [`TOPIC_SETTINGS`] (name, type, default,
+//! documentation). Values come, lowest precedence first, from the defaults, a TOML file
+//! (`--config`), and `--set key=value` (and the dedicated CLI flags, which are shorthands for
+//! `--set`). Unknown keys and unparsable values are rejected at start with a message naming the key,
+//! because a typo silently ignored is a production incident later.
+//!
+//! Topic settings (`segment.bytes`, `retention.ms`, ...) take their defaults from the matching
+//! broker setting (`log.segment.bytes`, `log.retention.ms`, ...) as in Kafka, and a topic may
+//! override them at creation (CreateTopics configs).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::log::{LogConfig, TimestampType};
+
+/// The value type of a setting; used to validate before accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Long,
+    Bool,
+    Str,
+    /// One of a fixed set of words (e.g. `CreateTime` / `LogAppendTime`).
+    Choice(&'static [&'static str]),
+}
+
+/// One declared setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+const WEEK_MS: &str = "604800000";
+
+/// Broker-wide settings. Names follow Kafka's `server.properties` where Kafka has the setting.
+pub const BROKER_SETTINGS: &[Setting] = &[
+    Setting { name: "node.id", kind: Kind::Int, default: "1", doc: "This broker's node id, reported in Metadata and DescribeCluster." },
+    Setting { name: "data.dir", kind: Kind::Str, default: "./data", doc: "Directory holding partition logs and the metadata log (Kafka: log.dirs, one directory)." },
+    Setting { name: "listen", kind: Kind::Str, default: "127.0.0.1:9092", doc: "HOST:PORT the Kafka listener binds on every shard (SO_REUSEPORT)." },
+    Setting { name: "advertise", kind: Kind::Str, default: "", doc: "HOST:PORT clients are told to connect to; empty means the listen address." },
+    Setting { name: "cores", kind: Kind::Int, default: "0", doc: "Number of shards (one pinned executor per core); 0 means every usable core." },
+    Setting { name: "spin.before.park.us", kind: Kind::Long, default: "0", doc: "Microseconds an idle shard spins before sleeping. Lowers wake-up latency, burns the core while idle." },
+    Setting { name: "cluster.id", kind: Kind::Str, default: "", doc: "Cluster id reported to clients; generated and persisted in the data dir when empty." },
+    Setting { name: "num.partitions", kind: Kind::Int, default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
+    Setting { name: "auto.create.topics.enable", kind: Kind::Bool, default: "true", doc: "Create a topic when a Metadata request names one that does not exist and allows auto-creation." },
+    Setting { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics (a single node supports 1)." },
+    Setting { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch the broker accepts (topic override: max.message.bytes)." },
+    Setting { name: "socket.request.max.bytes", kind: Kind::Int, default: "104857600", doc: "Largest request frame; a larger size prefix closes the connection before the body is read." },
+    Setting { name: "log.segment.bytes", kind: Kind::Int, default: "1073741824", doc: "Roll to a new segment when the active one reaches this size (topic: segment.bytes)." },
+    Setting { name: "log.roll.ms", kind: Kind::Long, default: WEEK_MS, doc: "Roll to a new segment when the active one is this old (topic: segment.ms)." },
+    Setting { name: "log.retention.ms", kind: Kind::Long, default: WEEK_MS, doc: "Delete whole segments whose newest record is older than this; -1 keeps forever (topic: retention.ms)." },
+    Setting { name: "log.retention.bytes", kind: Kind::Long, default: "-1", doc: "Delete oldest whole segments while a partition is larger than this; -1 means no limit (topic: retention.bytes)." },
+    Setting { name: "log.retention.check.interval.ms", kind: Kind::Long, default: "300000", doc: "How often each shard applies retention to its partitions." },
+    Setting { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes of log between two sparse offset-index entries (topic: index.interval.bytes)." },
+    Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
+    Setting { name: "log.cleanup.policy", kind: Kind::Choice(&["delete"]), default: "delete", doc: "Only `delete` (time/size retention) is implemented; compaction is not yet (topic: cleanup.policy)." },
+];
+
+/// Per-topic settings and the broker setting each one defaults to.
+pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
+    (
+        Setting {
+            name: "segment.bytes",
+            kind: Kind::Int,
+            default: "",
+            doc: "Segment size before rolling.",
+        },
+        "log.segment.bytes",
+    ),
+    (
+        Setting {
+            name: "segment.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Segment age before rolling.",
+        },
+        "log.roll.ms",
+    ),
+    (
+        Setting {
+            name: "retention.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Time retention; -1 forever.",
+        },
+        "log.retention.ms",
+    ),
+    (
+        Setting {
+            name: "retention.bytes",
+            kind: Kind::Long,
+            default: "",
+            doc: "Size retention per partition; -1 unlimited.",
+        },
+        "log.retention.bytes",
+    ),
+    (
+        Setting {
+            name: "index.interval.bytes",
+            kind: Kind::Int,
+            default: "",
+            doc: "Sparse index spacing.",
+        },
+        "log.index.interval.bytes",
+    ),
+    (
+        Setting {
+            name: "message.timestamp.type",
+            kind: Kind::Choice(&["CreateTime", "LogAppendTime"]),
+            default: "",
+            doc: "CreateTime or LogAppendTime.",
+        },
+        "log.message.timestamp.type",
+    ),
+    (
+        Setting {
+            name: "max.message.bytes",
+            kind: Kind::Int,
+            default: "",
+            doc: "Largest record batch.",
+        },
+        "message.max.bytes",
+    ),
+    (
+        Setting {
+            name: "cleanup.policy",
+            kind: Kind::Choice(&["delete"]),
+            default: "",
+            doc: "delete (compaction not yet implemented).",
+        },
+        "log.cleanup.policy",
+    ),
+];
+
+/// Where a configured value came from (reported by DescribeConfigs and `config print`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    CommandLine,
+}
+
+/// A configuration error, always naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Checks `value` against `kind`, returning the normalised text.
+pub fn validate(key: &str, kind: Kind, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    match kind {
+        Kind::Int => v
+            .parse::<i32>()
+            .map(|n| n.to_string())
+            .map_err(|_| err(key, format!("`{v}` is not a 32-bit integer"))),
+        Kind::Long => v
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| err(key, format!("`{v}` is not a 64-bit integer"))),
+        Kind::Bool => match v.to_ascii_lowercase().as_str() {
+            "true" => Ok("true".into()),
+            "false" => Ok("false".into()),
+            _ => Err(err(key, format!("`{v}` is not true or false"))),
+        },
+        Kind::Str => Ok(v.to_string()),
+        Kind::Choice(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(v))
+            .map(|w| w.to_string())
+            .ok_or_else(|| err(key, format!("`{v}` is not one of {}", words.join(", ")))),
+    }
+}
+
+/// The broker's effective configuration: every declared setting with its value and source.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let values = BROKER_SETTINGS
+            .iter()
+            .map(|s| (s.name, (s.default.to_string(), Source::Default)))
+            .collect();
+        BrokerConfig { values }
+    }
+}
+
+impl BrokerConfig {
+    /// Sets one broker setting, validating the key and the value.
+    pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<(), ConfigError> {
+        let setting = BROKER_SETTINGS
+            .iter()
+            .find(|s| s.name == key)
+            .ok_or_else(|| err(key, "unknown setting (see `shardlog config list`)"))?;
+        let v = validate(key, setting.kind, value)?;
+        self.values.insert(setting.name, (v, source));
+        Ok(())
+    }
+
+    /// Applies a TOML document: a flat table of `"kafka.style.key" = value`.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| err("--config", format!("not valid TOML: {e}")))?;
+        for (key, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(err(&key, format!("unsupported TOML value {other}"))),
+            };
+            self.set(&key, &text, Source::File)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `key=value` pairs from the command line.
+    pub fn apply_sets(&mut self, pairs: &[String]) -> Result<(), ConfigError> {
+        for pair in pairs {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| err(pair, "expected key=value"))?;
+            self.set(k.trim(), v, Source::CommandLine)?;
+        }
+        self.check()
+    }
+
+    /// Cross-field checks, run once everything is applied.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.listen()?;
+        self.advertised()?;
+        if self.int("message.max.bytes") <= 0 {
+            return Err(err("message.max.bytes", "must be positive"));
+        }
+        if self.int("log.segment.bytes") < 1024 {
+            return Err(err("log.segment.bytes", "must be at least 1024"));
+        }
+        if self.int("socket.request.max.bytes") <= 0 {
+            return Err(err("socket.request.max.bytes", "must be positive"));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(|(v, _)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn source(&self, key: &str) -> Source {
+        self.values
+            .get(key)
+            .map(|(_, s)| *s)
+            .unwrap_or(Source::Default)
+    }
+
+    /// All settings with their values and sources, in name order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str, Source)> {
+        self.values.iter().map(|(k, (v, s))| (*k, v.as_str(), *s))
+    }
+
+    // Values were validated when set, so parse failures cannot happen here; fall back to 0/false
+    // rather than panicking all the same.
+    pub fn int(&self, key: &str) -> i64 {
+        self.get(key).parse().unwrap_or(0)
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.get(key) == "true"
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.int("node.id") as i32
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(self.get("data.dir"))
+    }
+
+    pub fn listen(&self) -> Result<SocketAddr, ConfigError> {
+        self.get("listen").parse().map_err(|_| {
+            err(
+                "listen",
+                format!(
+                    "`{}` is not HOST:PORT with a numeric host",
+                    self.get("listen")
+                ),
+            )
+        })
+    }
+
+    /// The (host, port) advertised to clients.
+    pub fn advertised(&self) -> Result<(String, i32), ConfigError> {
+        let text = match self.get("advertise") {
+            "" => self.get("listen"),
+            a => a,
+        };
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| err("advertise", format!("`{text}` is not HOST:PORT")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| err("advertise", format!("`{port}` is not a port")))?;
+        Ok((
+            host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            i32::from(port),
+        ))
+    }
+
+    /// The broker-level defaults of every topic setting, as topic-setting names.
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        TOPIC_SETTINGS
+            .iter()
+            .map(|(s, broker_key)| (s.name.to_string(), self.get(broker_key).to_string()))
+            .collect()
+    }
+
+    /// Resolves a topic's effective log configuration from broker defaults plus its overrides.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let mut merged = self.topic_defaults();
+        for (k, v) in overrides {
+            merged.insert(k.clone(), v.clone());
+        }
+        let num = |k: &str| {
+            merged
+                .get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        LogConfig {
+            segment_bytes: num("segment.bytes").max(1024) as u64,
+            segment_ms: num("segment.ms"),
+            retention_ms: num("retention.ms"),
+            retention_bytes: num("retention.bytes"),
+            index_interval_bytes: num("index.interval.bytes").clamp(1, i64::from(u32::MAX)) as u32,
+            timestamp_type: if merged.get("message.timestamp.type").map(String::as_str)
+                == Some("LogAppendTime")
+            {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            max_message_bytes: num("max.message.bytes").max(0) as usize,
+        }
+    }
+}
+
+/// Validates topic overrides given to CreateTopics; returns them normalised.
+pub fn validate_topic_configs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (key, value) in pairs {
+        let (setting, _) = TOPIC_SETTINGS
+            .iter()
+            .find(|(s, _)| s.name == key)
+            .ok_or_else(|| err(key, "unknown or unsupported topic setting"))?;
+        let Some(value) = value else { continue };
+        let v = validate(key, setting.kind, value)?;
+        if key == "segment.bytes" && v.parse::<i64>().unwrap_or(0) < 1024 {
+            return Err(err(key, "must be at least 1024"));
+        }
+        out.insert(key.to_string(), v);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let mut c = BrokerConfig::default();
+        let e = c
+            .set("log.segmnet.bytes", "10", Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(e.key, "log.segmnet.bytes");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let mut c = BrokerConfig::default();
+        assert!(c
+            .set("num.partitions", "many", Source::CommandLine)
+            .is_err());
+        assert!(c
+            .set("auto.create.topics.enable", "yes", Source::CommandLine)
+            .is_err());
+        assert!(c
+            .set("log.message.timestamp.type", "Now", Source::CommandLine)
+            .is_err());
+        c.set(
+            "log.message.timestamp.type",
+            "logappendtime",
+            Source::CommandLine,
+        )
+        .unwrap();
+        assert_eq!(c.get("log.message.timestamp.type"), "LogAppendTime");
+    }
+
+    #[test]
+    fn toml_then_sets_override_defaults() {
+        let mut c = BrokerConfig::default();
+        c.apply_toml("\"num.partitions\" = 3\n\"listen\" = \"127.0.0.1:19092\"\n")
+            .unwrap();
+        c.apply_sets(&["num.partitions=5".into()]).unwrap();
+        assert_eq!(c.int("num.partitions"), 5);
+        assert_eq!(c.source("num.partitions"), Source::CommandLine);
+        assert_eq!(c.source("listen"), Source::File);
+        assert_eq!(c.advertised().unwrap(), ("127.0.0.1".to_string(), 19092));
+    }
+
+    #[test]
+    fn topic_overrides_merge_over_broker_defaults() {
+        let c = BrokerConfig::default();
+        let o = validate_topic_configs([
+            ("segment.bytes", Some("2048")),
+            ("retention.ms", Some("-1")),
+        ])
+        .unwrap();
+        let lc = c.log_config(&o);
+        assert_eq!(lc.segment_bytes, 2048);
+        assert_eq!(lc.retention_ms, -1);
+        assert_eq!(lc.max_message_bytes, 1048588);
+        assert!(validate_topic_configs([("cleanup.policy", Some("compact"))]).is_err());
+        assert!(validate_topic_configs([("no.such", Some("1"))]).is_err());
+    }
+}

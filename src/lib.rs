@@ -1,0 +1,14 @@
+//! shardlog: a Kafka-compatible streaming broker, thread-per-core.
+//!
+//! Module layering (each depends only on those below it):
+//! `server` (listener, connections, per-API handlers) → `shard` (per-core state, partition
+//! operations, metadata controller) → `log` / `metadata` → `runtime` (the only glommio user).
+//! `wire` (framing and the API table) knows nothing of storage. See DESIGN.md in the shared docs.
+
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod runtime;
+pub mod server;
+pub mod shard;
+pub mod wire;

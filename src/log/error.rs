@@ -1,0 +1,58 @@
+//! Errors of the partition log, each mapping to the Kafka error code the broker returns.
+
+use std::io;
+
+/// Everything a [`crate::log::PartitionLog`] operation can fail with.
+///
+/// The broker turns these into protocol error codes with [`LogError::kafka_error_code`]; the
+/// log itself never decides what a client sees. Validation errors (`Corrupt`, `InvalidRecord`,
+/// `MessageTooLarge`, `RecordListTooLarge`) are raised before anything is written: an append
+/// is all-or-nothing with respect to validation.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A record batch failed a structural check: length, magic, CRC32C. Kafka: CORRUPT_MESSAGE.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    /// The batch is well formed but violates a rule (no records, offset delta inconsistent with
+    /// the record count). Kafka: INVALID_RECORD.
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    /// One batch is larger than `max.message.bytes`. Kafka: MESSAGE_TOO_LARGE.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    /// The whole produce record set is larger than `segment.bytes` (it must fit one segment).
+    /// Kafka: RECORD_LIST_TOO_LARGE.
+    #[error("record set of {size} bytes exceeds segment.bytes {max}")]
+    RecordListTooLarge { size: usize, max: u64 },
+    /// A read or lookup asked for an offset outside `[log start, log end]`.
+    /// Kafka: OFFSET_OUT_OF_RANGE.
+    #[error("offset {requested} out of range [{start}, {end}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        start: i64,
+        end: i64,
+    },
+    /// The log was closed (or deleted); the partition is being shut down or moved.
+    /// Kafka: KAFKA_STORAGE_ERROR (the client refreshes metadata and retries).
+    #[error("partition log is closed")]
+    Closed,
+    /// The disk failed us. The message names the operation and the file.
+    /// Kafka: KAFKA_STORAGE_ERROR.
+    #[error("log I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl LogError {
+    /// The Kafka protocol error code for this error.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::Corrupt(_) => 2,                 // CORRUPT_MESSAGE
+            LogError::InvalidRecord(_) => 87,          // INVALID_RECORD
+            LogError::MessageTooLarge { .. } => 10,    // MESSAGE_TOO_LARGE
+            LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
+            LogError::OffsetOutOfRange { .. } => 1,    // OFFSET_OUT_OF_RANGE
+            LogError::Closed => 56,                    // KAFKA_STORAGE_ERROR
+            LogError::Io(_) => 56,                     // KAFKA_STORAGE_ERROR
+        }
+    }
+}

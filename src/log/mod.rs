@@ -1,0 +1,30 @@
+//! Partition storage: segments of RecordBatch v2 bytes as the client sent them, sparse offset
+//! and time indexes, recovery, roll and retention. One [`PartitionLog`] per partition, owned
+//! by one shard; nothing here is `Send` and nothing takes a lock shared between threads.
+//!
+//! Module map (each file does one job):
+//! - [`batch`]: RecordBatch v2 header parsing, validation (length, magic, CRC32C) and the
+//!   header rewrites the broker makes (offset, leader epoch, LogAppendTime).
+//! - [`offset_index`], [`time_index`]: sparse index files (shared code in `sparse_index`).
+//! - [`segment`]: one `.log` file + its indexes: append, find, read.
+//! - [`recovery`]: opening a directory after a clean or unclean stop.
+//! - [`partition_log`]: the public type: offsets, roll, retention, sync, close.
+//! - [`error`]: [`LogError`] and its Kafka error codes.
+//! - [`test_batches`]: builders of valid batches for tests (public for the broker's tests).
+
+pub mod batch;
+pub mod error;
+pub mod offset_index;
+pub mod partition_log;
+pub mod recovery;
+pub mod segment;
+mod sparse_index;
+pub mod test_batches;
+pub mod time_index;
+
+#[cfg(test)]
+mod tests;
+
+pub use batch::TimestampType;
+pub use error::LogError;
+pub use partition_log::{AppendInfo, LogConfig, PartitionLog};

@@ -1,0 +1,572 @@
+//! The log of one partition: an ordered list of segments, with offsets, roll, retention, sync.
+
+use crate::log::batch::{
+    clear_log_append_time, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    split_and_validate, TimestampType,
+};
+use crate::log::error::LogError;
+use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
+use crate::log::segment::{PlacedBatch, Segment};
+use crate::runtime::file::SerialLock;
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Per-topic log settings (Kafka's names in comments). `Default` gives Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    /// Capped at `i32::MAX` (index positions are u32; Kafka's setting is an int too).
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a non-empty active segment older than this (<= 0 disables).
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments whose newest timestamp is older; -1 = forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log is larger; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes of batches between two index entries.
+    pub index_interval_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `max.message.bytes`: largest accepted batch, header included.
+    pub max_message_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            timestamp_type: TimestampType::CreateTime,
+            max_message_bytes: 1_048_588,
+        }
+    }
+}
+
+impl LogConfig {
+    fn segment_bytes(&self) -> u64 {
+        self.segment_bytes.clamp(1, i32::MAX as u64)
+    }
+}
+
+/// Result of a successful append (what a ProduceResponse partition needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker's append time for LogAppendTime topics, -1 for CreateTime.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Largest batch max timestamp among the appended batches.
+    pub max_timestamp: i64,
+}
+
+/// The log of one partition, owned by one shard.
+///
+/// Invariants:
+/// - `segments` is non-empty and ordered by base offset; the last one is the *active* segment,
+///   the only one appended to. Segment offsets are contiguous: each segment's `next_offset` is
+///   the next segment's base offset (recovery removes segments after a truncation to keep it).
+/// - `log_start_offset <= high_watermark <= log_end_offset`; `log_start_offset` is at least the
+///   first segment's base; `log_end_offset` (LEO) is the active segment's `next_offset`, i.e.
+///   one past the last appended record. Offsets are dense: every offset in
+///   `[log_start, LEO)` belongs to exactly one stored batch.
+/// - The high watermark is tracked apart from the LEO for replication. On one node every
+///   append advances it to the LEO; [`PartitionLog::set_high_watermark`] lets a future
+///   replication layer hold it back. Consumer reads ([`PartitionLog::read`]) stop at it.
+/// - `flushed_offset <= LEO`: every offset below it has been `fdatasync`ed.
+/// - Appends, rolls, retention, close and delete run one at a time (`serial`); reads never
+///   take that lock and never hold a `RefCell` borrow across an await, so a read proceeds while
+///   an append waits for its write. A reader clones the `Rc<Segment>` it needs, so a segment
+///   deleted by retention meanwhile stays readable through its open descriptor.
+///
+/// All methods take `&self`: state is in `Cell`/`RefCell` (single-threaded, `!Send` by design).
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: RefCell<LogConfig>,
+    segments: RefCell<BTreeMap<i64, Rc<Segment>>>,
+    log_start_offset: Cell<i64>,
+    log_end_offset: Cell<i64>,
+    high_watermark: Cell<i64>,
+    flushed_offset: Cell<i64>,
+    leader_epoch: Cell<Option<i32>>,
+    serial: SerialLock,
+    closed: Cell<bool>,
+    dir_dirty: Cell<bool>,
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// fsync a directory so that created/removed entries survive a crash. Blocking `std::fs`:
+/// glommio has no directory fsync, and this happens only after a roll or at open/close.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl PartitionLog {
+    /// Open the partition directory `dir` (created if needed) and recover it.
+    ///
+    /// A clean-shutdown marker left by [`PartitionLog::close`] is consumed (removed and the
+    /// removal made durable *before* anything can be appended, so a later crash is never
+    /// mistaken for a clean stop) and lets recovery skip the CRC scan of the last segment.
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        std::fs::create_dir_all(dir)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker)?;
+            sync_dir(dir)?;
+        }
+        let now = wall_clock_ms();
+        let segs = recover(dir, clean, config.index_interval_bytes, now).await?;
+        let mut map = BTreeMap::new();
+        for s in segs {
+            if !clean {
+                // After a crash, recovered bytes may still be only in the page cache: the
+                // first sync() must cover them before flushed_offset can claim them.
+                s.mark_dirty();
+            }
+            map.insert(s.base_offset(), Rc::new(s));
+        }
+        let start = map.keys().next().copied().unwrap_or(0);
+        let leo = map
+            .values()
+            .next_back()
+            .map(|s| s.next_offset())
+            .unwrap_or(0);
+        tracing::debug!(dir = %dir.display(), clean, start, leo, segments = map.len(), "opened partition log");
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config: RefCell::new(config),
+            segments: RefCell::new(map),
+            log_start_offset: Cell::new(start),
+            log_end_offset: Cell::new(leo),
+            high_watermark: Cell::new(leo),
+            // After an unclean stop nothing is known durable until the first sync().
+            flushed_offset: Cell::new(if clean { leo } else { start }),
+            leader_epoch: Cell::new(None),
+            serial: SerialLock::new(),
+            closed: Cell::new(false),
+            dir_dirty: Cell::new(!clean),
+        })
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// First offset still stored.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+    /// One past the last appended offset (LEO).
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.get()
+    }
+    /// Offset up to which consumers may read (== LEO on a single node).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+    /// Every offset below this is durable (`fdatasync`ed).
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset.get()
+    }
+    /// Set the high watermark (replication), clamped to `[log_start, LEO]`.
+    pub fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark
+            .set(hw.clamp(self.log_start_offset.get(), self.log_end_offset.get()));
+    }
+    /// Stamp appended batches with this partition leader epoch (`None`: keep what the client
+    /// sent). The field is outside the CRC, so stamping costs nothing.
+    pub fn set_leader_epoch(&self, epoch: Option<i32>) {
+        self.leader_epoch.set(epoch);
+    }
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+    /// Change settings; takes effect for the next append / roll / retention run.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.borrow_mut() = config;
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.borrow().len()
+    }
+    /// Base offsets of the segments, ascending.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.segments.borrow().keys().copied().collect()
+    }
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.borrow().values().map(|s| s.size()).sum()
+    }
+
+    fn active(&self) -> Result<Rc<Segment>, LogError> {
+        self.segments
+            .borrow()
+            .values()
+            .next_back()
+            .cloned()
+            .ok_or(LogError::Closed)
+    }
+
+    /// Validate `records` (all batches, all-or-nothing), assign offsets from the LEO, stamp the
+    /// leader epoch and (LogAppendTime topics) the append time, roll if needed, write.
+    ///
+    /// The whole record set goes into one segment, as in Kafka. The high watermark advances to
+    /// the new LEO (single node). Durability is *not* implied: call [`PartitionLog::sync`].
+    pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let cfg = self.config.borrow().clone();
+        // Validate before taking the lock: CRC work does not hold up other appends' I/O.
+        let spans = split_and_validate(&records, cfg.max_message_bytes)?;
+        if records.len() as u64 > cfg.segment_bytes() {
+            return Err(LogError::RecordListTooLarge {
+                size: records.len(),
+                max: cfg.segment_bytes(),
+            });
+        }
+        let record_count: i64 = spans
+            .iter()
+            .map(|s| i64::from(s.header.last_offset_delta) + 1)
+            .sum();
+
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        self.maybe_roll_locked(&cfg, now_ms, records.len() as u64, record_count)
+            .await?;
+        let active = self.active()?;
+
+        // One copy: glommio's write takes an owned Vec, and headers are rewritten in place.
+        let mut data = records.to_vec();
+        let base_offset = self.log_end_offset.get();
+        let epoch = self.leader_epoch.get();
+        let mut next = base_offset;
+        let mut placed = Vec::with_capacity(spans.len());
+        let mut max_ts = -1i64;
+        for span in &spans {
+            let mut h = span.header;
+            let b = &mut data[span.pos..span.pos + h.total_len()];
+            set_base_offset(b, next);
+            h.base_offset = next;
+            if let Some(e) = epoch {
+                set_partition_leader_epoch(b, e);
+                h.partition_leader_epoch = e;
+            }
+            match cfg.timestamp_type {
+                TimestampType::LogAppendTime => {
+                    set_log_append_time(b, now_ms);
+                    h.max_timestamp = now_ms;
+                    h.attributes |= 0x08;
+                }
+                TimestampType::CreateTime => {
+                    if clear_log_append_time(b) {
+                        h.attributes &= !0x08;
+                    }
+                }
+            }
+            max_ts = max_ts.max(h.max_timestamp);
+            next = h.next_offset();
+            placed.push(PlacedBatch {
+                rel_pos: span.pos,
+                header: h,
+            });
+        }
+        active
+            .append(data, &placed, cfg.index_interval_bytes, now_ms)
+            .await?;
+        // Visible to readers from here on (segment state was updated in the same step).
+        self.log_end_offset.set(next);
+        self.high_watermark.set(next);
+        active.flush_indexes().await;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: match cfg.timestamp_type {
+                TimestampType::LogAppendTime => now_ms,
+                TimestampType::CreateTime => -1,
+            },
+            log_start_offset: self.log_start_offset.get(),
+            max_timestamp: max_ts,
+        })
+    }
+
+    /// Roll if the active segment is older than `segment.ms` (appends check this too).
+    pub async fn maybe_roll(&self, now_ms: i64) -> Result<bool, LogError> {
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let cfg = self.config.borrow().clone();
+        self.maybe_roll_locked(&cfg, now_ms, 0, 0).await
+    }
+
+    /// Roll decision (serial lock held). Never rolls an empty segment, so a record set larger
+    /// than the remaining room always lands in a fresh segment and no segment is empty except
+    /// the active one.
+    async fn maybe_roll_locked(
+        &self,
+        cfg: &LogConfig,
+        now_ms: i64,
+        incoming_bytes: u64,
+        incoming_records: i64,
+    ) -> Result<bool, LogError> {
+        let active = self.active()?;
+        if active.is_empty() {
+            return Ok(false);
+        }
+        let size_after = active.size() + incoming_bytes;
+        let leo = self.log_end_offset.get();
+        let by_size = size_after > cfg.segment_bytes();
+        let by_time = cfg.segment_ms > 0 && now_ms - active.roll_base_ms() > cfg.segment_ms;
+        // Relative offsets and positions are u32 in the index files.
+        let by_offset = leo + incoming_records - 1 - active.base_offset() > i64::from(u32::MAX);
+        let by_position = size_after > u64::from(u32::MAX);
+        if !(by_size || by_time || by_offset || by_position) {
+            return Ok(false);
+        }
+        tracing::debug!(dir = %self.dir.display(), base = leo, by_size, by_time, "rolling segment");
+        active.seal().await;
+        let seg = Rc::new(Segment::create(&self.dir, leo, now_ms).await?);
+        self.segments.borrow_mut().insert(leo, seg);
+        self.dir_dirty.set(true);
+        Ok(true)
+    }
+
+    /// Read whole batches from the batch containing `offset`, up to `max_bytes`, stopping at
+    /// the high watermark (what a consumer may see).
+    ///
+    /// - `offset < log_start` or `offset > LEO`: `OffsetOutOfRange`.
+    /// - `offset == LEO` (or >= high watermark): empty.
+    /// - The first batch may start before `offset` (a batch is never split); the consumer skips
+    ///   the records before it, as with Kafka.
+    /// - If the first batch alone exceeds `max_bytes`: returned whole when `min_one_batch`
+    ///   (KIP-74, so a consumer can always make progress), else empty.
+    /// - Data comes from one segment per call; at a segment's end the next call continues.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Bytes, LogError> {
+        self.read_up_to(offset, max_bytes, min_one_batch, self.high_watermark.get())
+            .await
+    }
+
+    /// [`PartitionLog::read`] with an explicit bound: batches whose base offset is
+    /// `>= upper_bound` are not returned (followers read up to the LEO: pass
+    /// `log_end_offset()`).
+    pub async fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        upper_bound: i64,
+    ) -> Result<Bytes, LogError> {
+        let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        if offset >= end || offset >= upper_bound {
+            return Ok(Bytes::new());
+        }
+        let mut seg = self
+            .segments
+            .borrow()
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s.clone());
+        while let Some(s) = seg {
+            if let Some(b) = s
+                .read(offset, max_bytes, min_one_batch, upper_bound)
+                .await?
+            {
+                return Ok(b);
+            }
+            seg = self
+                .segments
+                .borrow()
+                .range((Bound::Excluded(s.base_offset()), Bound::Unbounded))
+                .next()
+                .map(|(_, s)| s.clone());
+        }
+        Ok(Bytes::new())
+    }
+
+    /// ListOffsets by timestamp: the first batch (in offset order) whose max timestamp is
+    /// `>= ts`, found via the segments' max timestamps, the time index, then a forward scan.
+    /// Returns `(offset, timestamp)` of the first *record* with timestamp >= `ts` for
+    /// uncompressed CreateTime batches, and `(batch base offset, batch max timestamp)` for
+    /// compressed or LogAppendTime batches. `None` if no batch qualifies (Kafka then answers
+    /// offset -1).
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let segs: Vec<Rc<Segment>> = self.segments.borrow().values().cloned().collect();
+        let start = self.log_start_offset.get();
+        for s in segs {
+            if s.max_timestamp() < ts {
+                continue;
+            }
+            if let Some((o, t)) = s.find_by_timestamp(ts).await? {
+                return Ok(Some((o.max(start), t)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): `(timestamp, offset)` of the batch with the largest
+    /// max timestamp (the earliest such batch; its *base* offset — for LogAppendTime every record
+    /// of it has that timestamp, for CreateTime the record holding the max may be later in the
+    /// batch). `None` if the log holds no batch.
+    pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
+        let segs = self.segments.borrow();
+        let mut best: Option<(i64, i64)> = None;
+        for s in segs.values() {
+            let ts = s.max_timestamp();
+            if !s.is_empty() && best.is_none_or(|(t, _)| ts > t) {
+                best = Some((ts, s.offset_of_max_timestamp()));
+            }
+        }
+        best
+    }
+
+    /// `fdatasync` every segment with unsynced appends (older ones first), and the directory
+    /// after a roll. Many producers may share one call (group commit): every offset below the
+    /// LEO seen at the start is durable when it returns, and `flushed_offset` says so.
+    pub async fn sync(&self) -> Result<(), LogError> {
+        let target = self.log_end_offset.get();
+        let segs: Vec<Rc<Segment>> = self
+            .segments
+            .borrow()
+            .values()
+            .filter(|s| s.is_dirty())
+            .cloned()
+            .collect();
+        for s in segs {
+            s.sync().await?;
+        }
+        if self.dir_dirty.replace(false) {
+            if let Err(e) = sync_dir(&self.dir) {
+                self.dir_dirty.set(true);
+                return Err(e.into());
+            }
+        }
+        if target > self.flushed_offset.get() {
+            self.flushed_offset.set(target);
+        }
+        Ok(())
+    }
+
+    /// Delete whole segments past `retention.ms` (by the segment's newest timestamp) or while
+    /// the log exceeds `retention.bytes`, oldest first, stopping at the first segment kept;
+    /// never the active segment. Advances the log start offset. Returns how many were deleted.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let cfg = self.config.borrow().clone();
+        let doomed: Vec<Rc<Segment>> = {
+            let mut segs = self.segments.borrow_mut();
+            let mut total: u64 = segs.values().map(|s| s.size()).sum();
+            let candidates: Vec<(i64, Rc<Segment>)> = segs
+                .iter()
+                .take(segs.len().saturating_sub(1))
+                .map(|(b, s)| (*b, s.clone()))
+                .collect();
+            let mut doomed = Vec::new();
+            for (base, s) in candidates {
+                let newest = if s.max_timestamp() >= 0 {
+                    s.max_timestamp()
+                } else {
+                    s.roll_base_ms()
+                };
+                let by_time = cfg.retention_ms >= 0 && now_ms - newest > cfg.retention_ms;
+                let by_size = cfg.retention_bytes >= 0
+                    && total.saturating_sub(s.size()) >= cfg.retention_bytes as u64;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= s.size();
+                segs.remove(&base);
+                doomed.push(s);
+            }
+            if let Some(first) = segs.keys().next() {
+                if *first > self.log_start_offset.get() {
+                    self.log_start_offset.set(*first);
+                }
+            }
+            doomed
+        };
+        if self.high_watermark.get() < self.log_start_offset.get() {
+            self.high_watermark.set(self.log_start_offset.get());
+        }
+        let n = doomed.len();
+        let mut first_err = None;
+        for s in doomed {
+            tracing::debug!(dir = %self.dir.display(), base = s.base_offset(), "retention: deleting segment");
+            if let Err(e) = s.remove_files().await {
+                tracing::warn!(error = %e, "could not delete segment files");
+                first_err.get_or_insert(e);
+            }
+        }
+        if n > 0 {
+            self.dir_dirty.set(true);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Stop the log: wait for in-flight appends, seal the active segment, sync everything, and
+    /// write the clean-shutdown marker (so the next open skips the CRC scan). Further appends
+    /// fail with `Closed`; reads keep working until the value is dropped.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let _guard = self.serial.lock().await?;
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        let active = self.active()?;
+        active.seal().await;
+        self.sync().await?;
+        // seal() may have written a time-index entry after the active segment's last sync.
+        active.index.fdatasync().await?;
+        active.time_index.fdatasync().await?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
+        std::fs::write(&marker, b"")?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Remove the partition's directory and everything in it. Waits for in-flight appends.
+    pub async fn delete(self) -> Result<(), LogError> {
+        let _guard = self.serial.lock().await?;
+        self.closed.set(true);
+        // Blocking remove_dir_all: deleting a partition is rare and not on the request path.
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+}

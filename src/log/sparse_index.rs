@@ -1,0 +1,146 @@
+//! The machinery shared by the offset index and the time index: a file of fixed-size,
+//! big-endian entries mirrored by an in-memory `Vec`, appended to and binary-searched.
+//!
+//! Why the index files go through [`LogFile`] (io_uring) rather than `std::fs`: entries are
+//! appended on the produce path, and a blocking `write(2)` there would stall every other
+//! partition and connection of the shard. Loading at open reads the whole file once.
+//!
+//! "Rebuild, don't checksum" (Kafka): index files carry no checksum. They are derived data;
+//! the owning segment sanity-checks them on open and rebuilds them from the log when in doubt.
+
+use crate::runtime::file::LogFile;
+use std::cell::{Cell, Ref, RefCell};
+use std::io;
+use std::path::Path;
+
+/// A fixed-size index entry with a big-endian on-disk encoding.
+pub(crate) trait IndexEntry: Copy + std::fmt::Debug {
+    const SIZE: usize;
+    fn encode(&self, out: &mut Vec<u8>);
+    /// `b.len() == SIZE`.
+    fn decode(b: &[u8]) -> Self;
+}
+
+/// An append-only sparse index file plus its in-memory copy.
+///
+/// Invariants: `entries` is what a reader should use (it may run ahead of the file);
+/// `entries[..persisted]` is exactly the content of the file; entries are only appended in the
+/// order of the owner's sort key (checked by the owner, not here).
+#[derive(Debug)]
+pub(crate) struct SparseIndex<E: IndexEntry> {
+    file: LogFile,
+    entries: RefCell<Vec<E>>,
+    persisted: Cell<usize>,
+}
+
+/// What [`SparseIndex::open`] found on disk.
+pub(crate) enum Loaded {
+    /// The file was absent or empty.
+    Empty,
+    /// Entries decoded (not yet checked for order by the owner).
+    Entries,
+    /// The file's size is not a multiple of the entry size: rebuild.
+    BadSize,
+}
+
+impl<E: IndexEntry> SparseIndex<E> {
+    /// Open (creating if absent) and load every entry.
+    pub(crate) async fn open(path: &Path) -> io::Result<(SparseIndex<E>, Loaded)> {
+        let file = LogFile::open(path).await?;
+        let size = file.file_size().await?;
+        let idx = SparseIndex {
+            file,
+            entries: RefCell::new(Vec::new()),
+            persisted: Cell::new(0),
+        };
+        if size == 0 {
+            return Ok((idx, Loaded::Empty));
+        }
+        if size % E::SIZE as u64 != 0 {
+            return Ok((idx, Loaded::BadSize));
+        }
+        let len = usize::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "index file too large"))?;
+        let bytes = idx.file.read_exact_at(0, len).await?;
+        let v: Vec<E> = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
+        idx.persisted.set(v.len());
+        *idx.entries.borrow_mut() = v;
+        Ok((idx, Loaded::Entries))
+    }
+
+    pub(crate) fn entries(&self) -> Ref<'_, Vec<E>> {
+        self.entries.borrow()
+    }
+
+    pub(crate) fn last(&self) -> Option<E> {
+        self.entries.borrow().last().copied()
+    }
+
+    /// The last entry whose key is `<= target`, given that keys are sorted ascending.
+    pub(crate) fn floor<K: Ord>(&self, target: K, key: impl Fn(&E) -> K) -> Option<E> {
+        let entries = self.entries.borrow();
+        let n = entries.partition_point(|e| key(e) <= target);
+        n.checked_sub(1).map(|i| entries[i])
+    }
+
+    /// Append in memory; [`SparseIndex::flush`] writes it out.
+    pub(crate) fn push(&self, e: E) {
+        self.entries.borrow_mut().push(e);
+    }
+
+    /// Write the entries not yet in the file. On failure nothing is marked persisted, so the
+    /// next flush rewrites the same range (no holes in the file).
+    pub(crate) async fn flush(&self) -> io::Result<()> {
+        let start = self.persisted.get();
+        let (buf, end) = {
+            let entries = self.entries.borrow();
+            if start >= entries.len() {
+                return Ok(());
+            }
+            let mut buf = Vec::with_capacity((entries.len() - start) * E::SIZE);
+            for e in &entries[start..] {
+                e.encode(&mut buf);
+            }
+            (buf, entries.len())
+        };
+        self.file
+            .write_all_at(&buf, (start * E::SIZE) as u64)
+            .await?;
+        // Only ever grows: a concurrent replace() is excluded by the log's append lock.
+        if self.persisted.get() < end {
+            self.persisted.set(end);
+        }
+        Ok(())
+    }
+
+    /// Replace the whole index (after a rebuild or truncation) in memory and on disk.
+    pub(crate) async fn replace(&self, entries: Vec<E>) -> io::Result<()> {
+        *self.entries.borrow_mut() = entries;
+        self.persisted.set(0);
+        self.file.truncate(0).await?;
+        self.flush().await
+    }
+
+    /// Keep only the first `n` entries, in memory and on disk.
+    pub(crate) async fn truncate_entries(&self, n: usize) -> io::Result<()> {
+        {
+            let mut entries = self.entries.borrow_mut();
+            if n >= entries.len() {
+                return Ok(());
+            }
+            entries.truncate(n);
+        }
+        if self.persisted.get() > n {
+            self.persisted.set(n);
+        }
+        self.file.truncate((n * E::SIZE) as u64).await
+    }
+
+    pub(crate) async fn fdatasync(&self) -> io::Result<()> {
+        self.file.fdatasync().await
+    }
+
+    pub(crate) async fn remove(&self) -> io::Result<()> {
+        self.file.remove().await
+    }
+}

@@ -1,0 +1,98 @@
+//! Cross-shard calls: `submit_to(shard, f)`.
+//!
+//! Every shard joins a full glommio channel mesh whose messages are boxed jobs (a `Send` closure
+//! that, once on the target shard, builds a local future). A per-peer receive loop on each shard
+//! spawns every job it receives as a local task, so a slow job never blocks the link. The result
+//! travels back on a `futures` oneshot: glommio wakers may be woken from another thread (they queue
+//! the wake on the owning executor), so awaiting it never blocks the calling shard.
+//!
+//! Payloads are moved, not copied: record batches travel as `bytes::Bytes`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+
+type LocalJob = Pin<Box<dyn Future<Output = ()>>>;
+/// A unit of work shipped to another shard.
+pub(crate) type Job = Box<dyn FnOnce() -> LocalJob + Send>;
+
+/// How many jobs may queue on one link before the sender waits (back-pressure between shards).
+const LINK_CAPACITY: usize = 1024;
+
+thread_local! {
+    static SENDERS: RefCell<Option<Rc<Senders<Job>>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn new_mesh(shards: usize) -> MeshBuilder<Job, Full> {
+    MeshBuilder::full(shards, LINK_CAPACITY)
+}
+
+/// Joins the mesh on the current shard and starts the receive loops.
+pub(crate) async fn join(mesh: MeshBuilder<Job, Full>) -> Result<(), SubmitError> {
+    let (senders, mut receivers) = mesh.join().await.map_err(|_| SubmitError::MeshJoin)?;
+    SENDERS.with(|s| *s.borrow_mut() = Some(Rc::new(senders)));
+    for (_peer, rx) in receivers.streams() {
+        glommio::spawn_local(async move {
+            while let Some(job) = rx.recv().await {
+                glommio::spawn_local(job()).detach();
+            }
+        })
+        .detach();
+    }
+    Ok(())
+}
+
+/// Why a cross-shard call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    MeshJoin,
+    NoSuchShard(usize),
+    /// The target shard is gone (shutting down) or dropped the job.
+    ShardGone(usize),
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::MeshJoin => write!(f, "joining the shard mesh failed"),
+            SubmitError::NoSuchShard(s) => write!(f, "no shard {s}"),
+            SubmitError::ShardGone(s) => write!(f, "shard {s} is not answering"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// Runs `f()` on `shard` and returns its result. On the current shard it runs as a local task
+/// directly (no channel hop).
+pub async fn submit_to<T, F, Fut>(shard: usize, f: F) -> Result<T, SubmitError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    if shard == super::shard_id() {
+        return Ok(f().await);
+    }
+    if shard >= super::shard_count() {
+        return Err(SubmitError::NoSuchShard(shard));
+    }
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        Box::pin(async move {
+            let _ = tx.send(f().await);
+        })
+    });
+    let senders = SENDERS.with(|s| s.borrow().clone());
+    let senders = senders.ok_or(SubmitError::ShardGone(shard))?;
+    senders
+        .send_to(shard, job)
+        .await
+        .map_err(|_| SubmitError::ShardGone(shard))?;
+    rx.await.map_err(|_| SubmitError::ShardGone(shard))
+}

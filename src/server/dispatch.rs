@@ -1,0 +1,124 @@
+//! From a raw frame to a response: parse the header, decode the body with the version's codec,
+//! call the API's handler, encode the answer.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::handlers;
+use crate::wire::{
+    api_versions_response, encode_response, parse_request, FrameError, RequestFrame,
+};
+
+/// What the connection does with a request.
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+    /// Unanswerable (malformed, unknown API, unsupported version): close, as Kafka does.
+    Close(String),
+}
+
+fn decode<T: Decodable>(frame: &mut RequestFrame) -> Result<T, Outcome> {
+    let body = T::decode(&mut frame.body, frame.api_version).map_err(|e| {
+        Outcome::Close(format!(
+            "malformed {:?} v{} body: {e}",
+            frame.api_key, frame.api_version
+        ))
+    })?;
+    Ok(body)
+}
+
+fn respond<R: Encodable>(frame: &RequestFrame, body: &R) -> Outcome {
+    match encode_response(
+        frame.api_key,
+        frame.api_version,
+        frame.header.correlation_id,
+        body,
+    ) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => Outcome::Close(format!(
+            "encoding {:?} v{} response failed: {e}",
+            frame.api_key, frame.api_version
+        )),
+    }
+}
+
+/// Handles one request frame.
+pub async fn dispatch(raw: Bytes) -> Outcome {
+    let mut frame = match parse_request(raw) {
+        Ok(f) => f,
+        Err(FrameError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            // KIP-511: answer an unknown ApiVersions version with a v0 body carrying the error
+            // and our versions, so the client can retry with one we support.
+            let body = api_versions_response(ResponseError::UnsupportedVersion.code());
+            return match encode_response(ApiKey::ApiVersions, 0, correlation_id, &body) {
+                Ok(b) => Outcome::Respond(b),
+                Err(e) => Outcome::Close(e.to_string()),
+            };
+        }
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    match route(&mut frame).await {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
+    let v = f.api_version;
+    Ok(match f.api_key {
+        ApiKey::ApiVersions => {
+            let _: ApiVersionsRequest = decode(f)?;
+            respond(f, &api_versions_response(0))
+        }
+        ApiKey::Metadata => {
+            let r = handlers::metadata::handle(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::Produce => match handlers::produce::handle(decode(f)?, v).await {
+            Some(r) => respond(f, &r),
+            None => Outcome::NoResponse,
+        },
+        ApiKey::Fetch => {
+            let r = handlers::fetch::handle(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::ListOffsets => {
+            let r = handlers::list_offsets::handle(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::CreateTopics => {
+            let r = handlers::topics::create_topics(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::DeleteTopics => {
+            let r = handlers::topics::delete_topics(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::CreatePartitions => {
+            let r = handlers::topics::create_partitions(decode(f)?).await;
+            respond(f, &r)
+        }
+        ApiKey::DescribeConfigs => {
+            let r = handlers::describe_configs::handle(decode(f)?);
+            respond(f, &r)
+        }
+        ApiKey::DescribeCluster => {
+            let r = handlers::cluster::describe_cluster(decode(f)?);
+            respond(f, &r)
+        }
+        ApiKey::SaslHandshake => {
+            let _: SaslHandshakeRequest = decode(f)?;
+            // SASL is not configured on this listener: refuse every mechanism, list none.
+            let mut r = SaslHandshakeResponse::default();
+            r.error_code = ResponseError::UnsupportedSaslMechanism.code();
+            respond(f, &r)
+        }
+        other => Outcome::Close(format!("{other:?} is not supported")),
+    })
+}

@@ -1,0 +1,131 @@
+//! Fetch: read each requested partition on its owning shard, respect the response and
+//! per-partition byte limits, and wait (up to max_wait_ms) while fewer than min_bytes are ready.
+//!
+//! Waiting is a short sleep-and-retry loop for now; the delayed-operation purgatory on the timing
+//! wheel (woken by the append that satisfies the fetch) replaces it.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+
+use crate::runtime::sleep;
+use crate::shard::partition_ops::{read_on_owner, ReadOutcome};
+use crate::shard::{self};
+
+/// Retry interval while a fetch waits for min_bytes.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// One requested partition, resolved.
+struct Want {
+    topic_index: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
+    let shard = shard::current();
+    // Fetch v13+ names topics by id; resolve ids to names once, here.
+    let mut topics: Vec<(TopicName, uuid::Uuid, Option<String>)> = Vec::new();
+    let mut wants = Vec::new();
+    for t in &req.topics {
+        let resolved = if version >= 13 {
+            shard.with_image(|i| i.topic_by_id(&t.topic_id).map(|m| m.name.clone()))
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        let topic_index = topics.len();
+        topics.push((t.topic.clone(), t.topic_id, resolved));
+        for p in &t.partitions {
+            wants.push(Want {
+                topic_index,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            });
+        }
+    }
+    let response_max = req.max_bytes.max(0) as usize;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let outcomes = loop {
+        let outcomes = read_all(&topics, &wants, response_max).await;
+        let ready: usize = outcomes.iter().map(|o| o.records.len()).sum();
+        let any_error = outcomes.iter().any(|o| o.error_code != 0);
+        if ready >= min_bytes.max(1)
+            || any_error
+            || Instant::now() >= deadline
+            || crate::server::shutdown_requested()
+        {
+            break outcomes;
+        }
+        sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    };
+
+    let mut resp = FetchResponse::default();
+    let mut outcomes = outcomes.into_iter();
+    let mut wants = wants.into_iter().peekable();
+    for (i, (name, id, _)) in topics.into_iter().enumerate() {
+        let mut t = FetchableTopicResponse::default();
+        t.topic = name;
+        t.topic_id = id;
+        while wants.peek().is_some_and(|w| w.topic_index == i) {
+            let Some(w) = wants.next() else { break };
+            let o = outcomes.next().unwrap_or_default();
+            let mut pd = PartitionData::default();
+            pd.partition_index = w.partition;
+            pd.error_code = o.error_code;
+            pd.high_watermark = o.high_watermark;
+            pd.last_stable_offset = o.high_watermark;
+            pd.log_start_offset = o.log_start_offset;
+            pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
+            pd.preferred_read_replica = (-1).into();
+            pd.records = Some(o.records);
+            t.partitions.push(pd);
+        }
+        resp.responses.push(t);
+    }
+    resp
+}
+
+/// Reads every wanted partition concurrently, then trims to the response limit in request order:
+/// the first non-empty partition is always kept whole (KIP-74) so a consumer can make progress
+/// past a batch larger than its limits; later ones are dropped once the limit is reached.
+async fn read_all(
+    topics: &[(TopicName, uuid::Uuid, Option<String>)],
+    wants: &[Want],
+    response_max: usize,
+) -> Vec<ReadOutcome> {
+    let calls = wants.iter().map(|w| {
+        let name = topics[w.topic_index].2.clone();
+        let (partition, offset, max) =
+            (w.partition, w.offset, w.max_bytes.min(response_max.max(1)));
+        async move {
+            match name {
+                Some(name) => read_on_owner(name, partition, offset, max, true).await,
+                None => ReadOutcome {
+                    error_code: ResponseError::UnknownTopicId.code(),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: Default::default(),
+                },
+            }
+        }
+    });
+    let mut outcomes = join_all(calls).await;
+    let mut used = 0usize;
+    for o in outcomes.iter_mut() {
+        if o.records.is_empty() {
+            continue;
+        }
+        if used > 0 && used + o.records.len() > response_max {
+            o.records = Default::default();
+            continue;
+        }
+        used += o.records.len();
+    }
+    outcomes
+}

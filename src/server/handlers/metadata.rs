@@ -1,0 +1,121 @@
+//! Metadata: brokers, cluster id, topics and partition leaders; auto-creates topics Kafka-style.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::{str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::metadata::topic_name::validate_topic_name;
+use crate::metadata::TopicMeta;
+use crate::runtime::submit_to;
+use crate::shard::controller::{self, TopicSpec, CONTROLLER_SHARD};
+use crate::shard::{self};
+
+pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
+    let shard = shard::current();
+    let (node, host, port) = this_broker();
+    // v0 used an empty list for "all topics"; v1+ uses null.
+    let wanted: Option<Vec<(Option<String>, Uuid)>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    let allow_auto = (version < 4 || req.allow_auto_topic_creation)
+        && shard.config.bool("auto.create.topics.enable");
+    if allow_auto {
+        if let Some(w) = &wanted {
+            let missing: Vec<TopicSpec> = w
+                .iter()
+                .filter_map(|(n, _)| n.clone())
+                .filter(|n| {
+                    validate_topic_name(n).is_ok() && shard.with_image(|i| i.topic(n).is_none())
+                })
+                .map(|name| TopicSpec {
+                    name,
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: Vec::new(),
+                    configs: Vec::new(),
+                    validate_only: false,
+                })
+                .collect();
+            if !missing.is_empty() {
+                // Concurrent auto-creates of one name race harmlessly: the loser sees
+                // TOPIC_ALREADY_EXISTS, and the topic exists either way.
+                let _ =
+                    submit_to(CONTROLLER_SHARD, move || controller::create_topics(missing)).await;
+            }
+        }
+    }
+
+    let topics = shard.with_image(|img| match &wanted {
+        None => img.topics().map(|t| topic_entry(t, node.0)).collect(),
+        Some(w) => w
+            .iter()
+            .map(|(name, id)| {
+                let found = match name {
+                    Some(n) => img.topic(n),
+                    None => img.topic_by_id(id),
+                };
+                match (found, name) {
+                    (Some(t), _) => topic_entry(t, node.0),
+                    (None, Some(n)) => {
+                        let code = match validate_topic_name(n) {
+                            Ok(()) => ResponseError::UnknownTopicOrPartition,
+                            Err(_) => ResponseError::InvalidTopicException,
+                        };
+                        topic_error(Some(n.clone()), *id, code)
+                    }
+                    (None, None) => topic_error(None, *id, ResponseError::UnknownTopicId),
+                }
+            })
+            .collect(),
+    });
+
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = node;
+    broker.host = host;
+    broker.port = port;
+    let mut r = MetadataResponse::default();
+    r.brokers = vec![broker];
+    r.cluster_id = Some(str_bytes(shard.with_image(|i| i.cluster_id.clone())));
+    r.controller_id = node;
+    r.topics = topics;
+    r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    r
+}
+
+fn topic_entry(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+    let mut e = MetadataResponseTopic::default();
+    e.name = Some(TopicName(str_bytes(t.name.clone())));
+    e.topic_id = t.id;
+    e.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    e.partitions = (0..t.partitions.len() as i32)
+        .map(|p| {
+            let mut pe = MetadataResponsePartition::default();
+            pe.partition_index = p;
+            pe.leader_id = node.into();
+            pe.leader_epoch = 0;
+            pe.replica_nodes = vec![node.into()];
+            pe.isr_nodes = vec![node.into()];
+            pe
+        })
+        .collect();
+    e
+}
+
+fn topic_error(name: Option<String>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+    let mut e = MetadataResponseTopic::default();
+    e.error_code = code.code();
+    e.name = name.map(|n| TopicName(str_bytes(n)));
+    e.topic_id = id;
+    e.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    e
+}

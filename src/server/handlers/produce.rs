@@ -1,0 +1,82 @@
+//! Produce: validate, fan out one append per partition to its owning shard, gather the answers.
+
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::str_bytes;
+use crate::shard::partition_ops::{append_on_owner, AppendOutcome};
+
+/// Returns `None` for acks=0, which gets no response at all.
+pub async fn handle(req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let refuse = if !matches!(acks, -1..=1) {
+        Some((
+            ResponseError::InvalidRequiredAcks,
+            "acks must be -1, 0 or 1",
+        ))
+    } else if req.transactional_id.is_some() {
+        Some((
+            ResponseError::InvalidRequest,
+            "transactions are not supported by this broker yet",
+        ))
+    } else {
+        None
+    };
+
+    let mut calls = Vec::new();
+    let mut shape = Vec::new(); // (topic name, partition indexes) in request order
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            parts.push(p.index);
+            let name = name.clone();
+            calls.push(async move {
+                if let Some((e, msg)) = refuse {
+                    return AppendOutcome {
+                        error_code: e.code(),
+                        error_message: Some(msg.into()),
+                        base_offset: -1,
+                        log_append_time: -1,
+                        log_start_offset: -1,
+                    };
+                }
+                match p.records {
+                    Some(records) => append_on_owner(name, p.index, records, acks).await,
+                    None => AppendOutcome {
+                        error_code: ResponseError::CorruptMessage.code(),
+                        error_message: Some("null records".into()),
+                        base_offset: -1,
+                        log_append_time: -1,
+                        log_start_offset: -1,
+                    },
+                }
+            });
+        }
+        shape.push((topic.name, parts));
+    }
+    let mut outcomes = join_all(calls).await.into_iter();
+    if acks == 0 {
+        return None;
+    }
+    let mut resp = ProduceResponse::default();
+    for (name, parts) in shape {
+        let mut t = TopicProduceResponse::default();
+        t.name = name;
+        for index in parts {
+            let o = outcomes.next().unwrap_or_default();
+            let mut pr = PartitionProduceResponse::default();
+            pr.index = index;
+            pr.error_code = o.error_code;
+            pr.base_offset = o.base_offset;
+            pr.log_append_time_ms = o.log_append_time;
+            pr.log_start_offset = o.log_start_offset;
+            pr.error_message = o.error_message.map(str_bytes);
+            t.partition_responses.push(pr);
+        }
+        resp.responses.push(t);
+    }
+    Some(resp)
+}

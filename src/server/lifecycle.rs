@@ -1,0 +1,192 @@
+//! Starting and stopping the broker: shard startup order, the accept loops, retention, and clean
+//! shutdown on SIGINT/SIGTERM.
+
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+
+use super::connection::serve_connection;
+use crate::config::BrokerConfig;
+use crate::runtime::net::Listener;
+use crate::runtime::{self, launch_shards, now_ms, sleep, ShardSpec};
+use crate::shard::{self, controller, Shard};
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
+
+/// Asks every shard to stop (signal handler, or a fatal startup error).
+pub fn request_shutdown() {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(Ordering::SeqCst)
+}
+
+fn fail(msg: String) {
+    tracing::error!("{msg}");
+    EXIT_CODE.store(1, Ordering::SeqCst);
+    request_shutdown();
+}
+
+/// Runs the broker until SIGINT/SIGTERM; returns the process exit code.
+pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
+    let listen = config
+        .listen()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    std::fs::create_dir_all(config.data_dir()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("creating data dir {}: {e}", config.data_dir().display()),
+        )
+    })?;
+    // Bind once up front so a busy port is a clear error before any shard starts.
+    drop(
+        std::net::TcpListener::bind(listen)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?,
+    );
+
+    // A plain thread waits for the signal and raises the flag every shard polls: signal handlers
+    // must not touch executor state.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!("signal {sig}: shutting down");
+                request_shutdown();
+            }
+        })?;
+
+    let cpus = runtime::executor::usable_cpus();
+    let cores = match config.int("cores") {
+        n if n > 0 => n as usize,
+        _ => cpus.len().max(1),
+    };
+    let spin = Duration::from_micros(config.int("spin.before.park.us").max(0) as u64);
+    tracing::info!(
+        "shardlog {} starting: {cores} shard(s) on cpus {:?}, data dir {}, listening on {listen}",
+        env!("CARGO_PKG_VERSION"),
+        &cpus[..cores.min(cpus.len())],
+        config.data_dir().display()
+    );
+    let spec = ShardSpec {
+        shards: cores,
+        cpus,
+        spin_before_park: spin,
+    };
+    launch_shards(spec, move |id| run_shard(id, config.clone()))?;
+    Ok(EXIT_CODE.load(Ordering::SeqCst))
+}
+
+thread_local! {
+    static READY: std::cell::RefCell<Option<oneshot::Sender<()>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Marks this shard's metadata as loaded (called by the bootstrap broadcast, see below).
+fn mark_ready() {
+    if let Some(tx) = READY.with(|r| r.borrow_mut().take()) {
+        let _ = tx.send(());
+    }
+}
+
+async fn run_shard(id: usize, config: BrokerConfig) {
+    let shard = Rc::new(Shard::new(id, config.clone(), None));
+    shard::install(shard.clone());
+    let (tx, rx) = oneshot::channel();
+    READY.with(|r| *r.borrow_mut() = Some(tx));
+
+    if id == controller::CONTROLLER_SHARD {
+        runtime::spawn(async {
+            match controller::bootstrap().await {
+                Ok(()) => {
+                    // Tell every shard its metadata is loaded; each then starts accepting.
+                    for s in 0..runtime::shard_count() {
+                        let _ = runtime::submit_to(s, || async { mark_ready() }).await;
+                    }
+                }
+                Err(e) => fail(format!("startup failed: {e}")),
+            }
+        });
+    }
+    let ready = async {
+        let _ = rx.await;
+    };
+    if !wait_or_shutdown(ready).await {
+        shard.close_all().await;
+        return;
+    }
+    match config
+        .listen()
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(Listener::bind)
+    {
+        Ok(listener) => {
+            if id == 0 {
+                tracing::info!(
+                    "ready: accepting Kafka connections on {}",
+                    config.get("listen")
+                );
+            }
+            runtime::spawn(accept_loop(listener));
+        }
+        Err(e) => fail(format!("shard {id}: {e}")),
+    }
+    runtime::spawn(retention_loop(
+        config.int("log.retention.check.interval.ms").max(100) as u64,
+    ));
+    while !shutdown_requested() {
+        sleep(Duration::from_millis(100)).await;
+    }
+    shard.close_all().await;
+}
+
+/// Awaits `f` unless shutdown is requested first; true if `f` finished.
+async fn wait_or_shutdown(f: impl std::future::Future<Output = ()>) -> bool {
+    let stop = async {
+        while !shutdown_requested() {
+            sleep(Duration::from_millis(50)).await;
+        }
+    };
+    futures_lite::future::or(
+        async {
+            f.await;
+            true
+        },
+        async {
+            stop.await;
+            false
+        },
+    )
+    .await
+}
+
+async fn accept_loop(listener: Listener) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => runtime::spawn(serve_connection(conn)),
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; existing clients keep going.
+                tracing::warn!("accept failed: {e}");
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn retention_loop(interval_ms: u64) {
+    loop {
+        sleep(Duration::from_millis(interval_ms)).await;
+        for log in shard::current().logs() {
+            if let Err(e) = log.apply_retention(now_ms()).await {
+                tracing::warn!("retention: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The Kafka listener: one accept loop per shard, one task per connection, and the per-API
+//! handlers that split requests by partition and route each part to its owning shard.
+
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod lifecycle;
+
+pub use lifecycle::{request_shutdown, run_broker, shutdown_requested};

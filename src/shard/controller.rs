@@ -1,0 +1,369 @@
+//! Metadata changes, run on shard 0 (the metadata owner).
+//!
+//! Each change is validated against shard 0's image, written durably to the metadata log, applied
+//! on shard 0 and then on every other shard before the caller is answered — so a client that sees
+//! its CreateTopics succeed can produce through any connection, whatever shard accepted it.
+//!
+//! Validation, the log append and the start of shard 0's apply happen without an await in between,
+//! so two concurrent requests for the same name cannot both pass validation.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::current;
+use crate::config::{validate_topic_configs, ConfigError};
+use crate::metadata::placement::place;
+use crate::metadata::topic_name::validate_topic_name;
+use crate::metadata::{MetadataImage, MetadataRecord, TopicMeta};
+use crate::runtime::{shard_count, submit_to};
+
+/// The shard that owns metadata.
+pub const CONTROLLER_SHARD: usize = 0;
+
+/// Kafka's limit on partitions per CreateTopics/CreatePartitions call is the broker's memory; we
+/// cap one topic at this many partitions so a request cannot make us open millions of files.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// A topic to create (decoded from CreateTopics or from Metadata auto-creation).
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1 = broker default (`num.partitions`).
+    pub num_partitions: i32,
+    /// -1 = broker default.
+    pub replication_factor: i16,
+    /// Manual assignment: one broker-id list per partition (empty = automatic).
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: Vec<(String, Option<String>)>,
+    pub validate_only: bool,
+}
+
+/// The answer for one topic operation.
+#[derive(Debug, Clone, Default)]
+pub struct TopicOutcome {
+    pub name: String,
+    pub id: Uuid,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub num_partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicOutcome {
+    fn error(name: &str, e: ResponseError, message: impl Into<String>) -> TopicOutcome {
+        TopicOutcome {
+            name: name.into(),
+            error_code: e.code(),
+            error_message: Some(message.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Creates topics; one outcome per spec, in order.
+pub async fn create_topics(specs: Vec<TopicSpec>) -> Vec<TopicOutcome> {
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        out.push(create_topic(spec).await);
+    }
+    out
+}
+
+async fn create_topic(spec: TopicSpec) -> TopicOutcome {
+    let shard = current();
+    let node_id = shard.config.node_id();
+    let name = spec.name.clone();
+    if let Err(why) = validate_topic_name(&name) {
+        return TopicOutcome::error(&name, ResponseError::InvalidTopicException, why);
+    }
+    if shard.with_image(|i| i.topic(&name).is_some()) {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        );
+    }
+    let partitions = match (spec.num_partitions, spec.assignments.len()) {
+        (-1, 0) => shard.config.int("num.partitions") as i32,
+        (-1, n) => n as i32,
+        (p, 0) => p,
+        (_, _) => {
+            return TopicOutcome::error(
+                &name,
+                ResponseError::InvalidRequest,
+                "Both numPartitions and replicaAssignments were set.",
+            )
+        }
+    };
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::InvalidPartitions,
+            format!("Number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {partitions}."),
+        );
+    }
+    let rf = if spec.replication_factor == -1 {
+        shard.config.int("default.replication.factor") as i16
+    } else {
+        spec.replication_factor
+    };
+    if rf != 1 && spec.assignments.is_empty() {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::InvalidReplicationFactor,
+            format!("Replication factor: {rf} larger than available brokers: 1."),
+        );
+    }
+    if spec.assignments.iter().any(|a| a.as_slice() != [node_id]) {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::InvalidReplicaAssignment,
+            format!("Every replica must be broker {node_id}."),
+        );
+    }
+    let configs = match validate_topic_configs(
+        spec.configs.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+    ) {
+        Ok(c) => c,
+        Err(ConfigError { key, message }) => {
+            return TopicOutcome::error(
+                &name,
+                ResponseError::InvalidConfig,
+                format!("Invalid config {key}: {message}"),
+            )
+        }
+    };
+    let mut effective = shard.config.topic_defaults();
+    effective.extend(configs.clone());
+    let id = Uuid::new_v4();
+    let ok = TopicOutcome {
+        name: name.clone(),
+        id,
+        error_code: 0,
+        error_message: None,
+        num_partitions: partitions,
+        configs: effective,
+    };
+    if spec.validate_only {
+        return TopicOutcome {
+            id: Uuid::nil(),
+            ..ok
+        };
+    }
+    let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
+    let shards = place(&mut counts, partitions as usize);
+    let topic = TopicMeta {
+        name: name.clone(),
+        id,
+        partitions: shards,
+        configs,
+    };
+    match commit(MetadataRecord::CreateTopic { topic }).await {
+        Ok(()) => ok,
+        Err(e) => TopicOutcome::error(&name, ResponseError::KafkaStorageError, e),
+    }
+}
+
+/// Which topic to delete.
+#[derive(Debug, Clone)]
+pub enum DeleteTarget {
+    Name(String),
+    Id(Uuid),
+}
+
+/// Deletes topics; one outcome per target.
+pub async fn delete_topics(targets: Vec<DeleteTarget>) -> Vec<TopicOutcome> {
+    let shard = current();
+    let mut out = Vec::with_capacity(targets.len());
+    for target in targets {
+        let found = shard.with_image(|i| match &target {
+            DeleteTarget::Name(n) => i.topic(n).map(|t| (t.name.clone(), t.id)),
+            DeleteTarget::Id(id) => i.topic_by_id(id).map(|t| (t.name.clone(), t.id)),
+        });
+        let outcome = match (found, &target) {
+            (Some((name, id)), _) => {
+                match commit(MetadataRecord::DeleteTopic { name: name.clone() }).await {
+                    Ok(()) => TopicOutcome {
+                        name,
+                        id,
+                        ..Default::default()
+                    },
+                    Err(e) => TopicOutcome {
+                        id,
+                        ..TopicOutcome::error(&name, ResponseError::KafkaStorageError, e)
+                    },
+                }
+            }
+            (None, DeleteTarget::Name(n)) => TopicOutcome::error(
+                n,
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            ),
+            (None, DeleteTarget::Id(id)) => TopicOutcome {
+                id: *id,
+                ..TopicOutcome::error(
+                    "",
+                    ResponseError::UnknownTopicId,
+                    "This server does not host this topic ID.",
+                )
+            },
+        };
+        out.push(outcome);
+    }
+    out
+}
+
+/// Grows a topic to `count` partitions.
+pub async fn create_partitions(
+    name: String,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> TopicOutcome {
+    let shard = current();
+    let node_id = shard.config.node_id();
+    let Some(existing) = shard.with_image(|i| i.topic(&name).map(|t| t.partitions.len() as i32))
+    else {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::UnknownTopicOrPartition,
+            format!("The topic '{name}' does not exist."),
+        );
+    };
+    if count <= existing || count > MAX_PARTITIONS_PER_TOPIC {
+        return TopicOutcome::error(
+            &name,
+            ResponseError::InvalidPartitions,
+            format!("Topic currently has {existing} partitions, {count} would not be an increase (max {MAX_PARTITIONS_PER_TOPIC})."),
+        );
+    }
+    if let Some(a) = &assignments {
+        if a.len() as i32 != count - existing || a.iter().any(|b| b.as_slice() != [node_id]) {
+            return TopicOutcome::error(
+                &name,
+                ResponseError::InvalidReplicaAssignment,
+                "Invalid replica assignment.",
+            );
+        }
+    }
+    if validate_only {
+        return TopicOutcome {
+            name,
+            ..Default::default()
+        };
+    }
+    let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
+    let shards = place(&mut counts, (count - existing) as usize);
+    match commit(MetadataRecord::AddPartitions {
+        name: name.clone(),
+        shards,
+    })
+    .await
+    {
+        Ok(()) => TopicOutcome {
+            name,
+            ..Default::default()
+        },
+        Err(e) => TopicOutcome::error(&name, ResponseError::KafkaStorageError, e),
+    }
+}
+
+/// Persists a record, then applies it on shard 0 and on every other shard.
+async fn commit(record: MetadataRecord) -> Result<(), String> {
+    let shard = current();
+    {
+        let mut store = shard.store.borrow_mut();
+        let store = store
+            .as_mut()
+            .ok_or("metadata changes must run on shard 0")?;
+        store
+            .append(std::slice::from_ref(&record))
+            .map_err(|e| format!("metadata log: {e}"))?;
+    }
+    // Shard 0 first: its image changes on the first poll, before any other request can run.
+    shard.apply(&record).await.map_err(|e| e.to_string())?;
+    broadcast(vec![record], false).await
+}
+
+/// Applies `records` on every shard other than this one (and on this one too if `include_self`).
+async fn broadcast(records: Vec<MetadataRecord>, include_self: bool) -> Result<(), String> {
+    let me = current().id;
+    let calls = (0..shard_count())
+        .filter(|s| include_self || *s != me)
+        .map(|s| {
+            let records = records.clone();
+            submit_to(s, move || async move {
+                let shard = current();
+                for r in &records {
+                    shard.apply(r).await.map_err(|e| e.to_string())?;
+                }
+                Ok::<(), String>(())
+            })
+        });
+    for r in join_all(calls).await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// Startup on shard 0: replays the metadata log, gives the data directory a cluster id, moves
+/// partitions whose shard no longer exists (restart with fewer shards), and loads the resulting
+/// metadata on every shard (opening and recovering each shard's partition logs).
+pub async fn bootstrap() -> io::Result<()> {
+    let shard = current();
+    let replayed = {
+        let (store, records) =
+            crate::metadata::store::MetadataStore::open(&shard.config.data_dir())?;
+        *shard.store.borrow_mut() = Some(store);
+        records
+    };
+    let mut image = MetadataImage::default();
+    for r in &replayed {
+        image.apply(r);
+    }
+    let mut new_records = Vec::new();
+    if image.cluster_id.is_empty() {
+        let id = match shard.config.get("cluster.id") {
+            "" => Uuid::new_v4().simple().to_string(),
+            id => id.to_string(),
+        };
+        new_records.push(MetadataRecord::ClusterId { id });
+    }
+    let shards = shard_count();
+    let mut counts = image.partitions_per_shard(shards);
+    for t in image.topics() {
+        for (p, s) in t.partitions.iter().enumerate() {
+            if *s >= shards {
+                let shard = place(&mut counts, 1).first().copied().unwrap_or(0);
+                new_records.push(MetadataRecord::MovePartition {
+                    name: t.name.clone(),
+                    partition: p,
+                    shard,
+                });
+            }
+        }
+    }
+    if !new_records.is_empty() {
+        if let Some(store) = shard.store.borrow_mut().as_mut() {
+            store.append(&new_records)?;
+        }
+        for r in &new_records {
+            image.apply(r);
+        }
+    }
+    // Ship the final state, not the history: replaying a create-then-delete would open and
+    // then remove directories for nothing.
+    let mut snapshot = vec![MetadataRecord::ClusterId {
+        id: image.cluster_id.clone(),
+    }];
+    snapshot.extend(
+        image
+            .topics()
+            .map(|t| MetadataRecord::CreateTopic { topic: t.clone() }),
+    );
+    broadcast(snapshot, true).await.map_err(io::Error::other)
+}

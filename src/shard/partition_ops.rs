@@ -1,0 +1,253 @@
+//! Partition-level operations, each run on the partition's owning shard.
+//!
+//! Callers on any shard use the `*_on_owner` functions, which look up the owner in the local
+//! metadata image and hop there with `submit_to` (or run in place when the owner is local).
+//! Results are plain `Send` structs so they can travel back across shards; record data travels as
+//! `Bytes` (reference-counted, never copied).
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+use super::current;
+use crate::log::LogError;
+use crate::runtime::{now_ms, submit_to};
+
+/// The outcome of appending one partition's records.
+#[derive(Debug, Clone, Default)]
+pub struct AppendOutcome {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub base_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// The outcome of reading one partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Bytes,
+}
+
+/// The outcome of resolving one ListOffsets query.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetOutcome {
+    pub error_code: i16,
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+// Kafka's special ListOffsets timestamps.
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+fn owner(topic: &str, partition: i32) -> Option<usize> {
+    current().with_image(|i| i.shard_of(topic, partition))
+}
+
+fn unknown() -> i16 {
+    ResponseError::UnknownTopicOrPartition.code()
+}
+
+/// Appends `records` to (topic, partition) on its owner. With `acks = -1` the answer waits until
+/// the data is fdatasync-ed.
+pub async fn append_on_owner(
+    topic: String,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> AppendOutcome {
+    let Some(shard) = owner(&topic, partition) else {
+        return AppendOutcome {
+            error_code: unknown(),
+            ..Default::default()
+        };
+    };
+    submit_to(shard, move || append(topic, partition, records, acks))
+        .await
+        .unwrap_or_else(|e| AppendOutcome {
+            error_code: ResponseError::NotLeaderOrFollower.code(),
+            error_message: Some(e.to_string()),
+            ..Default::default()
+        })
+}
+
+async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> AppendOutcome {
+    let Some(log) = current().log(&(topic, partition)) else {
+        return AppendOutcome {
+            error_code: unknown(),
+            ..Default::default()
+        };
+    };
+    let result = match log.append(records, now_ms()).await {
+        Ok(info) if acks == -1 => log.sync().await.map(|()| info),
+        other => other,
+    };
+    match result {
+        Ok(info) => AppendOutcome {
+            error_code: 0,
+            error_message: None,
+            base_offset: info.base_offset,
+            log_append_time: info.log_append_time,
+            log_start_offset: info.log_start_offset,
+        },
+        Err(e) => {
+            log_storage_error(&e);
+            AppendOutcome {
+                error_code: e.kafka_error_code(),
+                error_message: Some(e.to_string()),
+                base_offset: -1,
+                log_append_time: -1,
+                log_start_offset: log.log_start_offset(),
+            }
+        }
+    }
+}
+
+/// Reads up to `max_bytes` of whole batches from `offset` on the owner.
+pub async fn read_on_owner(
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+) -> ReadOutcome {
+    let Some(shard) = owner(&topic, partition) else {
+        return ReadOutcome {
+            error_code: unknown(),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        };
+    };
+    submit_to(shard, move || {
+        read(topic, partition, offset, max_bytes, min_one)
+    })
+    .await
+    .unwrap_or_else(|_| ReadOutcome {
+        error_code: ResponseError::NotLeaderOrFollower.code(),
+        high_watermark: -1,
+        log_start_offset: -1,
+        records: Bytes::new(),
+    })
+}
+
+async fn read(
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+) -> ReadOutcome {
+    let Some(log) = current().log(&(topic, partition)) else {
+        return ReadOutcome {
+            error_code: unknown(),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        };
+    };
+    // Consumers read up to the high watermark only; on one node it equals the log end offset.
+    let high_watermark = log.high_watermark();
+    let result = if max_bytes == 0 {
+        Ok(Bytes::new())
+    } else {
+        log.read(offset, max_bytes, min_one).await
+    };
+    match result {
+        Ok(records) => ReadOutcome {
+            error_code: 0,
+            high_watermark,
+            log_start_offset: log.log_start_offset(),
+            records,
+        },
+        Err(e) => {
+            log_storage_error(&e);
+            ReadOutcome {
+                error_code: e.kafka_error_code(),
+                high_watermark,
+                log_start_offset: log.log_start_offset(),
+                records: Bytes::new(),
+            }
+        }
+    }
+}
+
+/// Resolves a ListOffsets timestamp query on the owner.
+pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
+    let Some(shard) = owner(&topic, partition) else {
+        return OffsetOutcome {
+            error_code: unknown(),
+            offset: -1,
+            timestamp: -1,
+        };
+    };
+    submit_to(shard, move || list_offset(topic, partition, timestamp))
+        .await
+        .unwrap_or_else(|_| OffsetOutcome {
+            error_code: ResponseError::NotLeaderOrFollower.code(),
+            offset: -1,
+            timestamp: -1,
+        })
+}
+
+async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
+    let Some(log) = current().log(&(topic, partition)) else {
+        return OffsetOutcome {
+            error_code: unknown(),
+            offset: -1,
+            timestamp: -1,
+        };
+    };
+    let found = |offset| OffsetOutcome {
+        error_code: 0,
+        offset,
+        timestamp: -1,
+    };
+    match timestamp {
+        LATEST_TIMESTAMP => found(log.high_watermark()),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset()),
+        // Nothing is tiered: no offset has been uploaded.
+        LATEST_TIERED_TIMESTAMP => found(-1),
+        MAX_TIMESTAMP => match log.max_timestamp_and_offset() {
+            Some((ts, offset)) => OffsetOutcome {
+                error_code: 0,
+                offset,
+                timestamp: ts,
+            },
+            None => found(-1),
+        },
+        ts if ts < 0 => OffsetOutcome {
+            error_code: ResponseError::InvalidRequest.code(),
+            offset: -1,
+            timestamp: -1,
+        },
+        ts => match log.offset_for_timestamp(ts).await {
+            Ok(Some((offset, ts))) => OffsetOutcome {
+                error_code: 0,
+                offset,
+                timestamp: ts,
+            },
+            Ok(None) => found(-1),
+            Err(e) => {
+                log_storage_error(&e);
+                OffsetOutcome {
+                    error_code: e.kafka_error_code(),
+                    offset: -1,
+                    timestamp: -1,
+                }
+            }
+        },
+    }
+}
+
+fn log_storage_error(e: &LogError) {
+    if let LogError::Io(io) = e {
+        tracing::error!("storage error: {io}");
+    }
+}

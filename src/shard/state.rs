@@ -1,0 +1,155 @@
+//! The per-shard state and how shard code finds it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::config::BrokerConfig;
+use crate::log::{LogError, PartitionLog};
+use crate::metadata::store::MetadataStore;
+use crate::metadata::{MetadataImage, MetadataRecord};
+
+/// (topic name, partition index).
+pub type TopicPartition = (String, i32);
+
+/// Everything one shard owns.
+pub struct Shard {
+    pub id: usize,
+    pub config: BrokerConfig,
+    image: RefCell<MetadataImage>,
+    logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    /// The metadata log; present on shard 0 only, which owns metadata.
+    pub(crate) store: RefCell<Option<MetadataStore>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+}
+
+/// Makes `shard` the current thread's shard.
+pub fn install(shard: Rc<Shard>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(shard));
+}
+
+/// The shard running on this thread. Only shard threads call this; it is installed before any
+/// task that could call it is spawned.
+pub fn current() -> Rc<Shard> {
+    CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(|| {
+        // Reached only by a programming error (shard code on a non-shard thread).
+        panic!("shard::current() called outside a shard")
+    })
+}
+
+impl Shard {
+    pub fn new(id: usize, config: BrokerConfig, store: Option<MetadataStore>) -> Shard {
+        Shard {
+            id,
+            config,
+            image: RefCell::new(MetadataImage::default()),
+            logs: RefCell::new(HashMap::new()),
+            store: RefCell::new(store),
+        }
+    }
+
+    /// Runs `f` with a read-only view of the metadata. Never hold the view across an await.
+    pub fn with_image<T>(&self, f: impl FnOnce(&MetadataImage) -> T) -> T {
+        f(&self.image.borrow())
+    }
+
+    pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(tp).cloned()
+    }
+
+    pub fn logs(&self) -> Vec<Rc<PartitionLog>> {
+        self.logs.borrow().values().cloned().collect()
+    }
+
+    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir().join(format!("{topic}-{partition}"))
+    }
+
+    /// Applies a metadata record here: updates the image and opens or removes the logs of the
+    /// partitions this shard owns.
+    pub async fn apply(&self, record: &MetadataRecord) -> Result<(), LogError> {
+        let before: Vec<TopicPartition> = self.owned_partitions(record);
+        self.image.borrow_mut().apply(record);
+        let after: Vec<TopicPartition> = self.owned_partitions(record);
+        for tp in &before {
+            if !after.contains(tp) {
+                let removed = self.logs.borrow_mut().remove(tp);
+                if let Some(log) = removed {
+                    match record {
+                        MetadataRecord::DeleteTopic { .. } => {
+                            // Other tasks may still hold the Rc briefly (an in-flight fetch);
+                            // deleting the directory under them makes their reads fail cleanly.
+                            log.close().await?;
+                            remove_dir(&self.partition_dir(&tp.0, tp.1))?;
+                        }
+                        _ => log.close().await?,
+                    }
+                }
+            }
+        }
+        for tp in after {
+            if self.logs.borrow().contains_key(&tp) {
+                continue;
+            }
+            let overrides = self
+                .with_image(|i| i.topic(&tp.0).map(|t| t.configs.clone()))
+                .unwrap_or_default();
+            let log = PartitionLog::open(
+                &self.partition_dir(&tp.0, tp.1),
+                self.config.log_config(&overrides),
+            )
+            .await?;
+            self.logs.borrow_mut().insert(tp, Rc::new(log));
+        }
+        Ok(())
+    }
+
+    /// The partitions of the topic a record names that this shard owns right now.
+    fn owned_partitions(&self, record: &MetadataRecord) -> Vec<TopicPartition> {
+        let name = match record {
+            MetadataRecord::ClusterId { .. } => return Vec::new(),
+            MetadataRecord::CreateTopic { topic } => &topic.name,
+            MetadataRecord::AddPartitions { name, .. }
+            | MetadataRecord::MovePartition { name, .. }
+            | MetadataRecord::DeleteTopic { name } => name,
+        };
+        self.with_image(|img| {
+            img.topic(name)
+                .map(|t| {
+                    t.partitions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s == self.id)
+                        .map(|(p, _)| (name.clone(), p as i32))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Closes every log (sync + clean-shutdown marker). Errors are logged, not fatal: the next
+    /// start recovers whatever was not closed cleanly.
+    pub async fn close_all(&self) {
+        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        for ((topic, p), log) in logs {
+            if let Err(e) = log.close().await {
+                tracing::warn!("closing {topic}-{p}: {e}");
+            }
+        }
+    }
+}
+
+fn remove_dir(dir: &std::path::Path) -> Result<(), LogError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::Io(std::io::Error::new(
+            e.kind(),
+            format!("removing {}: {e}", dir.display()),
+        ))),
+    }
+}
