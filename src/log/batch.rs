@@ -361,18 +361,29 @@ pub fn write_varlong(out: &mut Vec<u8>, v: i64) {
     }
 }
 
-/// In an uncompressed CreateTime batch, find the first record whose timestamp is >= `target`
-/// and return `(offset, timestamp)`. `None` if the batch is compressed, LogAppendTime, or no
-/// record qualifies, or the records do not parse (the caller then falls back to the batch).
-///
-/// Each record: length varint, attributes i8, timestampDelta varlong, offsetDelta varint, ...
-pub fn first_record_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)> {
+/// `(offset, timestamp)` of every record of a CreateTime batch, in order. Compressed batches are
+/// decompressed here (with the codec crate's bounded decoders): ListOffsets by time and
+/// MAX_TIMESTAMP must name the exact record as Kafka does, and they are rare enough that a
+/// decompression per lookup costs nothing on the produce/fetch paths, which never decompress.
+/// `None` for LogAppendTime batches (every record carries the batch timestamp) or records that do
+/// not parse (the caller then falls back to the batch).
+pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
     let header = BatchHeader::parse(batch).ok()?;
-    if header.compression() != 0 || header.timestamp_type() == TimestampType::LogAppendTime {
+    if header.timestamp_type() == TimestampType::LogAppendTime {
         return None;
+    }
+    if header.compression() != 0 {
+        let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.total_len().min(batch.len())]);
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).ok()?;
+        return Some(
+            sets.iter()
+                .flat_map(|s| s.records.iter().map(|r| (r.offset, r.timestamp)))
+                .collect(),
+        );
     }
     let end = header.total_len().min(batch.len());
     let mut pos = HEADER_LEN;
+    let mut out = Vec::new();
     for _ in 0..header.record_count.max(0) {
         let len = read_varlong(batch, &mut pos)?;
         let body_start = pos;
@@ -383,13 +394,21 @@ pub fn first_record_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)>
         pos += 1; // attributes
         let ts_delta = read_varlong(batch, &mut pos)?;
         let offset_delta = read_varlong(batch, &mut pos)?;
-        let ts = header.base_timestamp.saturating_add(ts_delta);
-        if ts >= target {
-            return Some((header.base_offset.saturating_add(offset_delta), ts));
-        }
+        out.push((
+            header.base_offset.saturating_add(offset_delta),
+            header.base_timestamp.saturating_add(ts_delta),
+        ));
         pos = body_start + len;
     }
-    None
+    Some(out)
+}
+
+/// In a CreateTime batch, the first record whose timestamp is >= `target`, as
+/// `(offset, timestamp)`. `None` if none qualifies or the records cannot be read.
+pub fn first_record_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)> {
+    record_timestamps(batch)?
+        .into_iter()
+        .find(|(_, ts)| *ts >= target)
 }
 
 #[cfg(test)]

@@ -436,20 +436,35 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// ListOffsets MAX_TIMESTAMP (-3): `(timestamp, offset)` of the batch with the largest
-    /// max timestamp (the earliest such batch; its *base* offset — for LogAppendTime every record
-    /// of it has that timestamp, for CreateTime the record holding the max may be later in the
-    /// batch). `None` if the log holds no batch.
-    pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
-        let segs = self.segments.borrow();
-        let mut best: Option<(i64, i64)> = None;
-        for s in segs.values() {
-            let ts = s.max_timestamp();
-            if !s.is_empty() && best.is_none_or(|(t, _)| ts > t) {
-                best = Some((ts, s.offset_of_max_timestamp()));
+    /// ListOffsets MAX_TIMESTAMP (-3): `(timestamp, offset)` of the first record carrying the
+    /// log's largest timestamp. Segments track the batch holding their max timestamp; that batch
+    /// is read (and decompressed if need be) to name the exact record, as Kafka does. `None` if
+    /// the log holds no batch.
+    pub async fn max_timestamp_and_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let best = {
+            let segs = self.segments.borrow();
+            let mut best: Option<(i64, i64)> = None;
+            for s in segs.values() {
+                let ts = s.max_timestamp();
+                if !s.is_empty() && best.is_none_or(|(t, _)| ts > t) {
+                    best = Some((ts, s.offset_of_max_timestamp()));
+                }
             }
-        }
-        best
+            best
+        };
+        let Some((ts, batch_offset)) = best else {
+            return Ok(None);
+        };
+        let batch = match self.read(batch_offset, 1, true).await {
+            Ok(b) => b,
+            // Retention may have removed it meanwhile; the batch-level answer is still valid.
+            Err(LogError::OffsetOutOfRange { .. }) => return Ok(Some((ts, batch_offset))),
+            Err(e) => return Err(e),
+        };
+        let exact = crate::log::batch::record_timestamps(&batch)
+            .and_then(|records| records.into_iter().find(|(_, t)| *t == ts))
+            .map(|(offset, _)| offset);
+        Ok(Some((ts, exact.unwrap_or(batch_offset))))
     }
 
     /// `fdatasync` every segment with unsynced appends (older ones first), and the directory

@@ -410,8 +410,8 @@ impl Segment {
     }
 
     /// First batch with max timestamp >= `target`, answered as `(offset, timestamp)`: the
-    /// first *record* with timestamp >= target for uncompressed CreateTime batches; the batch's
-    /// base offset and max timestamp otherwise (compressed: we never decompress; LogAppendTime:
+    /// first *record* with timestamp >= target for CreateTime batches (compressed ones are decompressed for this); the batch's
+    /// base offset and max timestamp otherwise (LogAppendTime:
     /// every record carries the max timestamp, so the base offset is exact).
     pub(crate) async fn find_by_timestamp(
         &self,
@@ -432,7 +432,7 @@ impl Segment {
             .await?
         {
             ScanEnd::Stopped(pos, h) => {
-                if h.compression() == 0 && h.timestamp_type() == TimestampType::CreateTime {
+                if h.timestamp_type() == TimestampType::CreateTime {
                     let batch = self.log.read_exact_at(pos, h.total_len()).await?;
                     if let Some(hit) = first_record_at_or_after(&batch, target) {
                         return Ok(Some(hit));

@@ -478,7 +478,10 @@ fn clean_shutdown_marker_roundtrip() {
         assert!(!d.join(CLEAN_SHUTDOWN_MARKER).exists());
         assert_eq!(log.log_end_offset(), 10);
         assert_eq!(log.flushed_offset(), 10);
-        assert_eq!(log.max_timestamp_and_offset(), Some((105, 8)));
+        assert_eq!(
+            log.max_timestamp_and_offset().await.unwrap(),
+            Some((105, 9))
+        );
         assert_all_readable(&log).await;
         log.delete().await.unwrap();
     });
@@ -573,7 +576,10 @@ fn offset_for_timestamp_lookups() {
             Some((59, 1902))
         );
         assert_eq!(log.offset_for_timestamp(1903).await.unwrap(), None);
-        assert_eq!(log.max_timestamp_and_offset(), Some((1902, 57)));
+        assert_eq!(
+            log.max_timestamp_and_offset().await.unwrap(),
+            Some((1902, 59))
+        );
     });
 }
 

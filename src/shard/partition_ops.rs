@@ -214,13 +214,21 @@ async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOut
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset()),
         // Nothing is tiered: no offset has been uploaded.
         LATEST_TIERED_TIMESTAMP => found(-1),
-        MAX_TIMESTAMP => match log.max_timestamp_and_offset() {
-            Some((ts, offset)) => OffsetOutcome {
+        MAX_TIMESTAMP => match log.max_timestamp_and_offset().await {
+            Ok(Some((ts, offset))) => OffsetOutcome {
                 error_code: 0,
                 offset,
                 timestamp: ts,
             },
-            None => found(-1),
+            Ok(None) => found(-1),
+            Err(e) => {
+                log_storage_error(&e);
+                OffsetOutcome {
+                    error_code: e.kafka_error_code(),
+                    offset: -1,
+                    timestamp: -1,
+                }
+            }
         },
         ts if ts < 0 => OffsetOutcome {
             error_code: ResponseError::InvalidRequest.code(),

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL};
 use crate::shard;
 
 pub fn describe_cluster(req: DescribeClusterRequest) -> DescribeClusterResponse {
@@ -17,6 +17,9 @@ pub fn describe_cluster(req: DescribeClusterRequest) -> DescribeClusterResponse 
     r.cluster_id = str_bytes(shard::current().with_image(|i| i.cluster_id.clone()));
     r.controller_id = node;
     r.brokers = vec![broker];
-    r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    r.cluster_authorized_operations = match req.include_cluster_authorized_operations {
+        true => CLUSTER_OPERATIONS_ALL,
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+    };
     r
 }

@@ -7,7 +7,10 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{
+    str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL,
+    TOPIC_OPERATIONS_ALL,
+};
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::TopicMeta;
 use crate::runtime::submit_to;
@@ -17,6 +20,16 @@ use crate::shard::{self};
 pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     let shard = shard::current();
     let (node, host, port) = this_broker();
+    // The cluster field exists in v8-v10 only; encoding it elsewhere is an error.
+    let cluster_ops = match req.include_cluster_authorized_operations && (8..=10).contains(&version)
+    {
+        true => CLUSTER_OPERATIONS_ALL,
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+    };
+    let topic_ops = match req.include_topic_authorized_operations && version >= 8 {
+        true => TOPIC_OPERATIONS_ALL,
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+    };
     // v0 used an empty list for "all topics"; v1+ uses null.
     let wanted: Option<Vec<(Option<String>, Uuid)>> = match req.topics {
         None => None,
@@ -56,7 +69,10 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     }
 
     let topics = shard.with_image(|img| match &wanted {
-        None => img.topics().map(|t| topic_entry(t, node.0)).collect(),
+        None => img
+            .topics()
+            .map(|t| topic_entry(t, node.0, topic_ops))
+            .collect(),
         Some(w) => w
             .iter()
             .map(|(name, id)| {
@@ -65,7 +81,7 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
                     None => img.topic_by_id(id),
                 };
                 match (found, name) {
-                    (Some(t), _) => topic_entry(t, node.0),
+                    (Some(t), _) => topic_entry(t, node.0, topic_ops),
                     (None, Some(n)) => {
                         let code = match validate_topic_name(n) {
                             Ok(()) => ResponseError::UnknownTopicOrPartition,
@@ -88,15 +104,15 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     r.cluster_id = Some(str_bytes(shard.with_image(|i| i.cluster_id.clone())));
     r.controller_id = node;
     r.topics = topics;
-    r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    r.cluster_authorized_operations = cluster_ops;
     r
 }
 
-fn topic_entry(t: &TopicMeta, node: i32) -> MetadataResponseTopic {
+fn topic_entry(t: &TopicMeta, node: i32, ops: i32) -> MetadataResponseTopic {
     let mut e = MetadataResponseTopic::default();
     e.name = Some(TopicName(str_bytes(t.name.clone())));
     e.topic_id = t.id;
-    e.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    e.topic_authorized_operations = ops;
     e.partitions = (0..t.partitions.len() as i32)
         .map(|p| {
             let mut pe = MetadataResponsePartition::default();

@@ -17,6 +17,13 @@ use crate::shard;
 
 /// Kafka's "authorized operations were not requested" marker (Integer.MIN_VALUE).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// With no authorizer every operation a resource supports is allowed; Kafka reports these bit
+/// sets (AclOperation codes): cluster = CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+/// IDEMPOTENT_WRITE, ALTER, DESCRIBE (bits 5, 7-12); topic = READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits 3-8, 10, 11). Clients decode the bits, so
+/// sending the "omitted" marker when they asked breaks them (kafka-python raises).
+pub const CLUSTER_OPERATIONS_ALL: i32 = 8096;
+pub const TOPIC_OPERATIONS_ALL: i32 = 3576;
 
 /// This broker's id and advertised endpoint.
 pub fn this_broker() -> (BrokerId, StrBytes, i32) {
