@@ -7,5 +7,6 @@
 pub mod controller;
 pub mod partition_ops;
 pub mod state;
+pub mod waiters;
 
 pub use state::{current, install, Shard, TopicPartition};

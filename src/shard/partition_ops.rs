@@ -6,6 +6,7 @@
 //! `Bytes` (reference-counted, never copied).
 
 use bytes::Bytes;
+use futures_channel::oneshot;
 use kafka_protocol::error::ResponseError;
 
 use super::current;
@@ -78,15 +79,27 @@ pub async fn append_on_owner(
 }
 
 async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> AppendOutcome {
-    let Some(log) = current().log(&(topic, partition)) else {
+    let shard = current();
+    let tp = (topic, partition);
+    let Some(log) = shard.log(&tp) else {
         return AppendOutcome {
             error_code: unknown(),
             ..Default::default()
         };
     };
     let result = match log.append(records, now_ms()).await {
-        Ok(info) if acks == -1 => log.sync().await.map(|()| info),
-        other => other,
+        Ok(info) => {
+            shard.waiters.notify(&tp);
+            match acks {
+                -1 => shard
+                    .waiters
+                    .sync_through(&tp, &log, info.last_offset + 1)
+                    .await
+                    .map(|()| info),
+                _ => Ok(info),
+            }
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(info) => AppendOutcome {
@@ -107,6 +120,34 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
             }
         }
     }
+}
+
+/// Registers interest in the next append to (topic, partition) past `offset`, on its owner. The
+/// receiver completes at once if data beyond `offset` is already there, or if the partition is
+/// gone (the caller's re-read then reports the error).
+pub async fn wait_for_data_on_owner(
+    topic: String,
+    partition: i32,
+    offset: i64,
+) -> oneshot::Receiver<()> {
+    let ready = || {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(());
+        rx
+    };
+    let Some(shard) = owner(&topic, partition) else {
+        return ready();
+    };
+    submit_to(shard, move || async move {
+        let shard = current();
+        let tp = (topic, partition);
+        let has_data = shard
+            .log(&tp)
+            .is_none_or(|log| log.high_watermark() > offset);
+        shard.waiters.register(tp, has_data)
+    })
+    .await
+    .unwrap_or_else(|_| ready())
 }
 
 /// Reads up to `max_bytes` of whole batches from `offset` on the owner.

@@ -9,6 +9,7 @@ use crate::config::BrokerConfig;
 use crate::log::{LogError, PartitionLog};
 use crate::metadata::store::MetadataStore;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::shard::waiters::Waiters;
 
 /// (topic name, partition index).
 pub type TopicPartition = (String, i32);
@@ -21,6 +22,8 @@ pub struct Shard {
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     /// The metadata log; present on shard 0 only, which owns metadata.
     pub(crate) store: RefCell<Option<MetadataStore>>,
+    /// Fetches waiting for appends, and the per-partition group-commit gates.
+    pub waiters: Waiters,
 }
 
 thread_local! {
@@ -49,6 +52,7 @@ impl Shard {
             image: RefCell::new(MetadataImage::default()),
             logs: RefCell::new(HashMap::new()),
             store: RefCell::new(store),
+            waiters: Waiters::default(),
         }
     }
 
@@ -78,6 +82,7 @@ impl Shard {
         for tp in &before {
             if !after.contains(tp) {
                 let removed = self.logs.borrow_mut().remove(tp);
+                self.waiters.remove(tp);
                 if let Some(log) = removed {
                     match record {
                         MetadataRecord::DeleteTopic { .. } => {

@@ -6,17 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select_all};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use crate::runtime::sleep;
-use crate::shard::partition_ops::{read_on_owner, ReadOutcome};
+use crate::shard::partition_ops::{read_on_owner, wait_for_data_on_owner, ReadOutcome};
 use crate::shard::{self};
-
-/// Retry interval while a fetch waits for min_bytes.
-const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// One requested partition, resolved.
 struct Want {
@@ -55,14 +52,33 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
         let outcomes = read_all(&topics, &wants, response_max).await;
         let ready: usize = outcomes.iter().map(|o| o.records.len()).sum();
         let any_error = outcomes.iter().any(|o| o.error_code != 0);
+        let now = Instant::now();
         if ready >= min_bytes.max(1)
             || any_error
-            || Instant::now() >= deadline
+            || now >= deadline
             || crate::server::shutdown_requested()
         {
             break outcomes;
         }
-        sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        // Wait for data beyond what this read saw, on any partition, or for the deadline.
+        let waits = wants.iter().zip(&outcomes).filter_map(|(w, o)| {
+            let name = topics[w.topic_index].2.clone()?;
+            Some(wait_for_data_on_owner(
+                name,
+                w.partition,
+                w.offset.max(o.high_watermark),
+            ))
+        });
+        let receivers = join_all(waits).await;
+        let remaining = deadline.saturating_duration_since(now);
+        if receivers.is_empty() {
+            sleep(remaining).await;
+        } else {
+            let woken = async {
+                let _ = select_all(receivers).await;
+            };
+            futures_lite::future::or(woken, sleep(remaining)).await;
+        }
     };
 
     let mut resp = FetchResponse::default();

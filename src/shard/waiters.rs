@@ -1,0 +1,85 @@
+//! Wake-ups for delayed operations that wait on a partition, and group commit for acks=-1.
+//!
+//! A fetch that has too few bytes registers a waiter on each partition it reads, on that
+//! partition's owning shard; the next append there fires every waiter (a `futures` oneshot,
+//! which may be awaited from another shard). A waiter whose fetch gave up (deadline, connection
+//! closed) is a cancelled sender and is pruned on the next registration or append, so idle
+//! partitions never accumulate them.
+//!
+//! Group commit: `sync_through` makes everything up to an offset durable. At most one fdatasync
+//! runs per partition at a time; producers arriving while it runs queue behind it and usually
+//! find, when their turn comes, that the sync that just finished (or the one the first of them
+//! starts) already covered their batch — so N concurrent acks=-1 producers share one sync.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+
+use super::TopicPartition;
+use crate::log::{LogError, PartitionLog};
+use crate::runtime::file::SerialLock;
+
+/// Per-shard registry of partition waiters and sync gates.
+#[derive(Default)]
+pub struct Waiters {
+    data: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
+    sync_gates: RefCell<HashMap<TopicPartition, Rc<SerialLock>>>,
+    /// fdatasync calls made (for tests and metrics: syncs vs acks=-1 batches).
+    pub syncs: Cell<u64>,
+}
+
+impl Waiters {
+    /// A receiver that completes on the next append to `tp` (or at once if `ready`).
+    pub fn register(&self, tp: TopicPartition, ready: bool) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if ready {
+            let _ = tx.send(());
+            return rx;
+        }
+        let mut data = self.data.borrow_mut();
+        let list = data.entry(tp).or_default();
+        list.retain(|s| !s.is_canceled());
+        list.push(tx);
+        rx
+    }
+
+    /// Fires every waiter of `tp` (called after each successful append).
+    pub fn notify(&self, tp: &TopicPartition) {
+        let waiting = self.data.borrow_mut().remove(tp);
+        for tx in waiting.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Makes `log` durable through `offset` (exclusive), sharing syncs between callers.
+    pub async fn sync_through(
+        &self,
+        tp: &TopicPartition,
+        log: &PartitionLog,
+        offset: i64,
+    ) -> Result<(), LogError> {
+        if log.flushed_offset() >= offset {
+            return Ok(());
+        }
+        let gate = self
+            .sync_gates
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_insert_with(|| Rc::new(SerialLock::new()))
+            .clone();
+        let _turn = gate.lock().await?;
+        if log.flushed_offset() >= offset {
+            return Ok(()); // the sync we queued behind covered us
+        }
+        self.syncs.set(self.syncs.get() + 1);
+        log.sync().await
+    }
+
+    /// Forgets a deleted partition's state.
+    pub fn remove(&self, tp: &TopicPartition) {
+        self.notify(tp);
+        self.sync_gates.borrow_mut().remove(tp);
+    }
+}
