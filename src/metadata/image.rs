@@ -42,12 +42,19 @@ pub enum MetadataRecord {
     DeleteTopic {
         name: String,
     },
+    /// Producer ids below `end` may have been handed out (InitProducerId reserves in blocks, so
+    /// a restart continues above every id ever issued).
+    ProducerIdBlock {
+        end: i64,
+    },
 }
 
 /// A shard's copy of the metadata.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
     pub cluster_id: String,
+    /// First producer id never reserved.
+    pub producer_id_block_end: i64,
     topics: BTreeMap<String, TopicMeta>,
     by_id: BTreeMap<Uuid, String>,
 }
@@ -112,6 +119,9 @@ impl MetadataImage {
                 {
                     *slot = *shard;
                 }
+            }
+            MetadataRecord::ProducerIdBlock { end } => {
+                self.producer_id_block_end = self.producer_id_block_end.max(*end);
             }
             MetadataRecord::DeleteTopic { name } => {
                 if let Some(t) = self.topics.remove(name) {

@@ -112,6 +112,10 @@ async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
             let r = handlers::cluster::describe_cluster(decode(f)?);
             respond(f, &r)
         }
+        ApiKey::InitProducerId => {
+            let r = handlers::init_producer_id::handle(decode(f)?).await;
+            respond(f, &r)
+        }
         ApiKey::SaslHandshake => {
             let _: SaslHandshakeRequest = decode(f)?;
             // SASL is not configured on this listener: refuse every mechanism, list none.

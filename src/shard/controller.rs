@@ -272,6 +272,40 @@ pub async fn create_partitions(
     }
 }
 
+/// Producer ids are reserved this many at a time, so the metadata log sees one record per block.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Hands out a new producer id (InitProducerId for idempotent producers). Ids are never reused:
+/// a block is persisted before any id in it is returned.
+pub async fn allocate_producer_id() -> Result<i64, String> {
+    let shard = current();
+    let (next, end) = shard.producer_ids.get();
+    if next < end {
+        shard.producer_ids.set((next + 1, end));
+        return Ok(next);
+    }
+    let new_end = end + PRODUCER_ID_BLOCK;
+    shard.producer_ids.set((end + 1, new_end));
+    let record = MetadataRecord::ProducerIdBlock { end: new_end };
+    if let Err(e) = commit_local(&record) {
+        shard.producer_ids.set((next, end));
+        return Err(e);
+    }
+    Ok(end)
+}
+
+/// Persists a record that only shard 0 needs (no broadcast).
+fn commit_local(record: &MetadataRecord) -> Result<(), String> {
+    let shard = current();
+    let mut store = shard.store.borrow_mut();
+    let store = store
+        .as_mut()
+        .ok_or("metadata changes must run on shard 0")?;
+    store
+        .append(std::slice::from_ref(record))
+        .map_err(|e| format!("metadata log: {e}"))
+}
+
 /// Persists a record, then applies it on shard 0 and on every other shard.
 async fn commit(record: MetadataRecord) -> Result<(), String> {
     let shard = current();
@@ -355,6 +389,9 @@ pub async fn bootstrap() -> io::Result<()> {
             image.apply(r);
         }
     }
+    shard
+        .producer_ids
+        .set((image.producer_id_block_end, image.producer_id_block_end));
     // Ship the final state, not the history: replaying a create-then-delete would open and
     // then remove directories for nothing.
     let mut snapshot = vec![MetadataRecord::ClusterId {

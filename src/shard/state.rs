@@ -24,6 +24,8 @@ pub struct Shard {
     pub(crate) store: RefCell<Option<MetadataStore>>,
     /// Fetches waiting for appends, and the per-partition group-commit gates.
     pub waiters: Waiters,
+    /// Shard 0 only: the next producer id to hand out and the end of the reserved block.
+    pub(crate) producer_ids: std::cell::Cell<(i64, i64)>,
 }
 
 thread_local! {
@@ -53,6 +55,7 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             store: RefCell::new(store),
             waiters: Waiters::default(),
+            producer_ids: std::cell::Cell::new((0, 0)),
         }
     }
 
@@ -116,7 +119,9 @@ impl Shard {
     /// The partitions of the topic a record names that this shard owns right now.
     fn owned_partitions(&self, record: &MetadataRecord) -> Vec<TopicPartition> {
         let name = match record {
-            MetadataRecord::ClusterId { .. } => return Vec::new(),
+            MetadataRecord::ClusterId { .. } | MetadataRecord::ProducerIdBlock { .. } => {
+                return Vec::new()
+            }
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
             | MetadataRecord::MovePartition { name, .. }

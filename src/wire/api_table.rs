@@ -22,6 +22,7 @@ pub fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::SaslHandshake => (0, 1),
+        ApiKey::InitProducerId => (0, 5),
         _ => return None,
     };
     let ours = VersionRange { min, max };
