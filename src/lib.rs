@@ -5,6 +5,9 @@
 //! operations, metadata controller) → `log` / `metadata` → `runtime` (the only glommio user).
 //! `wire` (framing and the API table) knows nothing of storage. See DESIGN.md in the shared docs.
 
+// Anything a client or the disk can make fail is handled, never unwrapped (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod log;
 pub mod metadata;

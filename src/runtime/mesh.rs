@@ -11,10 +11,12 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
+use futures_util::FutureExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 
 type LocalJob = Pin<Box<dyn Future<Output = ()>>>;
@@ -39,7 +41,14 @@ pub(crate) async fn join(mesh: MeshBuilder<Job, Full>) -> Result<(), SubmitError
     for (_peer, rx) in receivers.streams() {
         glommio::spawn_local(async move {
             while let Some(job) = rx.recv().await {
-                glommio::spawn_local(job()).detach();
+                // A panicking job drops its reply channel (the caller sees ShardGone) instead of
+                // killing this shard.
+                glommio::spawn_local(async move {
+                    if AssertUnwindSafe(job()).catch_unwind().await.is_err() {
+                        tracing::error!("a cross-shard job panicked");
+                    }
+                })
+                .detach();
             }
         })
         .detach();

@@ -6,7 +6,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use futures_channel::oneshot;
+use futures_util::FutureExt;
 
 use super::connection::serve_connection;
 use crate::config::BrokerConfig;
@@ -170,7 +173,17 @@ async fn wait_or_shutdown(f: impl std::future::Future<Output = ()>) -> bool {
 async fn accept_loop(listener: Listener) {
     loop {
         match listener.accept().await {
-            Ok(conn) => runtime::spawn(serve_connection(conn)),
+            Ok(conn) => runtime::spawn(async {
+                // Defence in depth: a bug that panics while serving one client closes that
+                // client's connection instead of taking the shard (and every other client) down.
+                if AssertUnwindSafe(serve_connection(conn))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("a connection handler panicked; that connection was closed");
+                }
+            }),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; existing clients keep going.
                 tracing::warn!("accept failed: {e}");
