@@ -148,6 +148,12 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         sleep(Duration::from_millis(100)).await;
     }
     shard.close_all().await;
+    // Group-commit effectiveness, read by bench/run-durability.sh until metrics exist.
+    tracing::info!(
+        "sync stats: shard={id} syncs={} acks_all_appends={}",
+        shard.waiters.syncs.get(),
+        shard.waiters.acks_all_appends.get()
+    );
 }
 
 /// Awaits `f` unless shutdown is requested first; true if `f` finished.

@@ -26,8 +26,10 @@ use crate::runtime::file::SerialLock;
 pub struct Waiters {
     data: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
     sync_gates: RefCell<HashMap<TopicPartition, Rc<SerialLock>>>,
-    /// fdatasync calls made (for tests and metrics: syncs vs acks=-1 batches).
+    /// fdatasync rounds made (for tests and metrics: syncs vs acks=-1 appends).
     pub syncs: Cell<u64>,
+    /// acks=-1 partition appends that waited for durability.
+    pub acks_all_appends: Cell<u64>,
 }
 
 impl Waiters {
