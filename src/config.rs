@@ -61,6 +61,14 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes of log between two sparse offset-index entries (topic: index.interval.bytes)." },
     Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
     Setting { name: "log.cleanup.policy", kind: Kind::Choice(&["delete"]), default: "delete", doc: "Only `delete` (time/size retention) is implemented; compaction is not yet (topic: cleanup.policy)." },
+    Setting { name: "producer.id.expiration.ms", kind: Kind::Long, default: "86400000", doc: "Idempotent-producer state of a producer id silent this long is dropped (checked with retention)." },
+    Setting { name: "group.initial.rebalance.delay.ms", kind: Kind::Int, default: "3000", doc: "How long the first rebalance of an empty group waits for more members to join (each new member extends it, up to the rebalance timeout)." },
+    Setting { name: "group.min.session.timeout.ms", kind: Kind::Int, default: "6000", doc: "Smallest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
+    Setting { name: "group.max.session.timeout.ms", kind: Kind::Int, default: "1800000", doc: "Largest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
+    Setting { name: "offsets.retention.minutes", kind: Kind::Int, default: "10080", doc: "Committed offsets of a group that has been empty this long are deleted." },
+    Setting { name: "offsets.retention.check.interval.ms", kind: Kind::Long, default: "600000", doc: "How often each shard looks for expired committed offsets." },
+    Setting { name: "offsets.topic.num.partitions", kind: Kind::Int, default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is created (fixed afterwards: group placement hashes over it)." },
+    Setting { name: "offset.metadata.max.bytes", kind: Kind::Int, default: "4096", doc: "Largest metadata string an OffsetCommit may attach to an offset (OFFSET_METADATA_TOO_LARGE)." },
 ];
 
 /// Per-topic settings and the broker setting each one defaults to.

@@ -6,8 +6,9 @@ use std::io;
 ///
 /// The broker turns these into protocol error codes with [`LogError::kafka_error_code`]; the
 /// log itself never decides what a client sees. Validation errors (`Corrupt`, `InvalidRecord`,
-/// `MessageTooLarge`, `RecordListTooLarge`) are raised before anything is written: an append
-/// is all-or-nothing with respect to validation.
+/// `MessageTooLarge`, `RecordListTooLarge`, `OutOfOrderSequence`, `InvalidProducerEpoch`,
+/// `InvalidRequest`) are raised before anything is written: an append is all-or-nothing with
+/// respect to validation.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// A record batch failed a structural check: length, magic, CRC32C. Kafka: CORRUPT_MESSAGE.
@@ -32,6 +33,19 @@ pub enum LogError {
         start: i64,
         end: i64,
     },
+    /// An idempotent batch's sequence number does not follow the producer's last one (a gap or
+    /// an old batch outside the 5-batch duplicate window), or a new epoch does not start at 0.
+    /// Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// An idempotent batch carries an epoch older than the producer's current one (a zombie
+    /// producer). Kafka (>= 2.7, for Produce): INVALID_PRODUCER_EPOCH.
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// A request this log does not support: transactional batches (transactions are not
+    /// implemented). Kafka: INVALID_REQUEST.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The log was closed (or deleted); the partition is being shut down or moved.
     /// Kafka: KAFKA_STORAGE_ERROR (the client refreshes metadata and retries).
     #[error("partition log is closed")]
@@ -51,6 +65,9 @@ impl LogError {
             LogError::MessageTooLarge { .. } => 10,    // MESSAGE_TOO_LARGE
             LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
             LogError::OffsetOutOfRange { .. } => 1,    // OFFSET_OUT_OF_RANGE
+            LogError::OutOfOrderSequence(_) => 45,     // OUT_OF_ORDER_SEQUENCE_NUMBER
+            LogError::InvalidProducerEpoch(_) => 47,   // INVALID_PRODUCER_EPOCH
+            LogError::InvalidRequest(_) => 42,         // INVALID_REQUEST
             LogError::Closed => 56,                    // KAFKA_STORAGE_ERROR
             LogError::Io(_) => 56,                     // KAFKA_STORAGE_ERROR
         }

@@ -8,6 +8,8 @@
 //! - [`offset_index`], [`time_index`]: sparse index files (shared code in `sparse_index`).
 //! - [`segment`]: one `.log` file + its indexes: append, find, read.
 //! - [`recovery`]: opening a directory after a clean or unclean stop.
+//! - [`producer_state`]: idempotent producers (epoch, last 5 batches): sequence checks,
+//!   duplicate detection, snapshots and their rebuild from the log.
 //! - [`partition_log`]: the public type: offsets, roll, retention, sync, close.
 //! - [`error`]: [`LogError`] and its Kafka error codes.
 //! - [`test_batches`]: builders of valid batches for tests (public for the broker's tests).
@@ -16,12 +18,15 @@ pub mod batch;
 pub mod error;
 pub mod offset_index;
 pub mod partition_log;
+pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 mod sparse_index;
 pub mod test_batches;
 pub mod time_index;
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod tests;
 

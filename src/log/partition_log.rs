@@ -5,6 +5,10 @@ use crate::log::batch::{
     split_and_validate, TimestampType,
 };
 use crate::log::error::LogError;
+use crate::log::producer_state::{
+    self, check_client_batch, AppendCheck, ProducerStateEntry, ProducerStateManager,
+    SNAPSHOTS_TO_KEEP,
+};
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
 use crate::runtime::file::SerialLock;
@@ -57,18 +61,26 @@ impl LogConfig {
 }
 
 /// Result of a successful append (what a ProduceResponse partition needs).
+///
+/// For a duplicate (`duplicate == true`: a retry of an idempotent batch that is already in the
+/// log, see [`crate::log::producer_state`]) nothing was written and the offsets are those of the
+/// original batch; the broker answers it like a fresh append, with error NONE, as Kafka does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
-    /// Offset assigned to the first record.
+    /// Offset assigned to the first record (of the original batch, for a duplicate).
     pub base_offset: i64,
-    /// Offset of the last record.
+    /// Offset of the last record (of the original batch, for a duplicate).
     pub last_offset: i64,
-    /// The broker's append time for LogAppendTime topics, -1 for CreateTime.
+    /// The broker's append time for LogAppendTime topics (the original one, for a
+    /// duplicate), -1 for CreateTime.
     pub log_append_time: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
-    /// Largest batch max timestamp among the appended batches.
+    /// Largest batch max timestamp among the appended batches (the original batch's, for a
+    /// duplicate).
     pub max_timestamp: i64,
+    /// The request was a retry of a batch already in the log; nothing was appended.
+    pub duplicate: bool,
 }
 
 /// The log of one partition, owned by one shard.
@@ -85,6 +97,9 @@ pub struct AppendInfo {
 ///   append advances it to the LEO; [`PartitionLog::set_high_watermark`] lets a future
 ///   replication layer hold it back. Consumer reads ([`PartitionLog::read`]) stop at it.
 /// - `flushed_offset <= LEO`: every offset below it has been `fdatasync`ed.
+/// - `producers` reflects exactly the idempotent batches below the LEO (it is updated under
+///   `serial`, after the write, in the same synchronous step as the LEO). Snapshots of it are
+///   written at every roll and at close (see [`crate::log::producer_state`]).
 /// - Appends, rolls, retention, close and delete run one at a time (`serial`); reads never
 ///   take that lock and never hold a `RefCell` borrow across an await, so a read proceeds while
 ///   an append waits for its write. A reader clones the `Rc<Segment>` it needs, so a segment
@@ -104,6 +119,7 @@ pub struct PartitionLog {
     serial: SerialLock,
     closed: Cell<bool>,
     dir_dirty: Cell<bool>,
+    producers: RefCell<ProducerStateManager>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -125,6 +141,10 @@ impl PartitionLog {
     /// A clean-shutdown marker left by [`PartitionLog::close`] is consumed (removed and the
     /// removal made durable *before* anything can be appended, so a later crash is never
     /// mistaken for a clean stop) and lets recovery skip the CRC scan of the last segment.
+    ///
+    /// The idempotent-producer state is then loaded from the newest usable snapshot and the
+    /// batch headers after it (all of the log if there is none); if anything had to be
+    /// replayed, a fresh snapshot at the log end is written (see [`producer_state::load`]).
     pub async fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         std::fs::create_dir_all(dir)?;
         let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
@@ -150,7 +170,30 @@ impl PartitionLog {
             .next_back()
             .map(|s| s.next_offset())
             .unwrap_or(0);
-        tracing::debug!(dir = %dir.display(), clean, start, leo, segments = map.len(), "opened partition log");
+        let segs: Vec<Rc<Segment>> = map.values().cloned().collect();
+        let loaded = producer_state::load(dir, &segs, start, leo).await?;
+        if loaded.deleted_files {
+            // A deleted snapshot past the log end must not reappear after a crash once appends
+            // have gone past its offset again: make the unlink durable before any append.
+            sync_dir(dir)?;
+        }
+        let mut dir_dirty = !clean;
+        tracing::debug!(dir = %dir.display(), clean, start, leo, segments = map.len(),
+            producers = loaded.state.len(), snapshot = ?loaded.snapshot,
+            replayed = loaded.replayed_batches, "opened partition log");
+        if loaded.replayed_batches > 0 {
+            // Batches were replayed: keep the work, so the next open after a crash starts
+            // from here.
+            match producer_state::write_snapshot(dir, &loaded.state).await {
+                Ok(_) => {
+                    dir_dirty = true;
+                    if let Err(e) = producer_state::prune_snapshots(dir, start, SNAPSHOTS_TO_KEEP) {
+                        tracing::warn!(error = %e, "could not prune producer snapshots");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not write producer snapshot"),
+            }
+        }
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config: RefCell::new(config),
@@ -163,7 +206,8 @@ impl PartitionLog {
             leader_epoch: Cell::new(None),
             serial: SerialLock::new(),
             closed: Cell::new(false),
-            dir_dirty: Cell::new(!clean),
+            dir_dirty: Cell::new(dir_dirty),
+            producers: RefCell::new(loaded.state),
         })
     }
 
@@ -215,6 +259,14 @@ impl PartitionLog {
     pub fn size_bytes(&self) -> u64 {
         self.segments.borrow().values().map(|s| s.size()).sum()
     }
+    /// The idempotence state of `producer_id` (epoch, last 5 batches), if it has any.
+    pub fn producer_state(&self, producer_id: i64) -> Option<ProducerStateEntry> {
+        self.producers.borrow().entry(producer_id).cloned()
+    }
+    /// Every producer with state, ascending by id (for DescribeProducers).
+    pub fn producer_states(&self) -> Vec<ProducerStateEntry> {
+        self.producers.borrow().entries().cloned().collect()
+    }
 
     fn active(&self) -> Result<Rc<Segment>, LogError> {
         self.segments
@@ -225,11 +277,20 @@ impl PartitionLog {
             .ok_or(LogError::Closed)
     }
 
-    /// Validate `records` (all batches, all-or-nothing), assign offsets from the LEO, stamp the
-    /// leader epoch and (LogAppendTime topics) the append time, roll if needed, write.
+    /// Validate `records` (all batches, all-or-nothing), assign offsets from the LEO, check the
+    /// idempotent producers' epochs and sequences, stamp the leader epoch and (LogAppendTime
+    /// topics) the append time, roll if needed, write.
     ///
     /// The whole record set goes into one segment, as in Kafka. The high watermark advances to
     /// the new LEO (single node). Durability is *not* implied: call [`PartitionLog::sync`].
+    ///
+    /// A retried idempotent batch (same producer, epoch and sequence range as one of the
+    /// producer's last 5) is not written again: the result has `duplicate: true` and the
+    /// original batch's offsets (and, on LogAppendTime topics, its append time). Kafka answers
+    /// a duplicate with the batch's stored max timestamp as log append time whatever the topic's
+    /// timestamp type; we answer -1 on CreateTime topics, like a fresh append (clients only use
+    /// the field when it is not -1, and on a CreateTime topic it would wrongly replace the
+    /// record's create time).
     pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);
@@ -243,6 +304,9 @@ impl PartitionLog {
                 max: cfg.segment_bytes(),
             });
         }
+        for span in &spans {
+            check_client_batch(&span.header)?;
+        }
         let record_count: i64 = spans
             .iter()
             .map(|s| i64::from(s.header.last_offset_delta) + 1)
@@ -252,12 +316,8 @@ impl PartitionLog {
         if self.closed.get() {
             return Err(LogError::Closed);
         }
-        self.maybe_roll_locked(&cfg, now_ms, records.len() as u64, record_count)
-            .await?;
-        let active = self.active()?;
 
-        // One copy: glommio's write takes an owned Vec, and headers are rewritten in place.
-        let mut data = records.to_vec();
+        // The headers as they will be written: offsets from the LEO, epoch, timestamps.
         let base_offset = self.log_end_offset.get();
         let epoch = self.leader_epoch.get();
         let mut next = base_offset;
@@ -265,24 +325,16 @@ impl PartitionLog {
         let mut max_ts = -1i64;
         for span in &spans {
             let mut h = span.header;
-            let b = &mut data[span.pos..span.pos + h.total_len()];
-            set_base_offset(b, next);
             h.base_offset = next;
             if let Some(e) = epoch {
-                set_partition_leader_epoch(b, e);
                 h.partition_leader_epoch = e;
             }
             match cfg.timestamp_type {
                 TimestampType::LogAppendTime => {
-                    set_log_append_time(b, now_ms);
                     h.max_timestamp = now_ms;
                     h.attributes |= 0x08;
                 }
-                TimestampType::CreateTime => {
-                    if clear_log_append_time(b) {
-                        h.attributes &= !0x08;
-                    }
-                }
+                TimestampType::CreateTime => h.attributes &= !0x08,
             }
             max_ts = max_ts.max(h.max_timestamp);
             next = h.next_offset();
@@ -291,22 +343,71 @@ impl PartitionLog {
                 header: h,
             });
         }
+        let log_append_time = match cfg.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+
+        // Producer state: fenced epochs and sequence gaps fail the whole set; a duplicate
+        // writes nothing. Checked before a roll, so a refused append changes nothing.
+        let headers: Vec<_> = placed.iter().map(|p| p.header).collect();
+        let check = self.producers.borrow().validate(&headers)?;
+        let pending = match check {
+            AppendCheck::Append(pending) => pending,
+            AppendCheck::Duplicate(d) => {
+                tracing::debug!(dir = %self.dir.display(), first_offset = d.first_offset,
+                    first_seq = d.first_seq, "duplicate idempotent batch; not appended");
+                return Ok(AppendInfo {
+                    base_offset: d.first_offset,
+                    last_offset: d.last_offset,
+                    log_append_time: match cfg.timestamp_type {
+                        TimestampType::LogAppendTime => d.timestamp,
+                        TimestampType::CreateTime => -1,
+                    },
+                    log_start_offset: self.log_start_offset.get(),
+                    max_timestamp: d.timestamp,
+                    duplicate: true,
+                });
+            }
+        };
+
+        self.maybe_roll_locked(&cfg, now_ms, records.len() as u64, record_count)
+            .await?;
+        let active = self.active()?;
+
+        // One copy: glommio's write takes an owned Vec, and headers are rewritten in place.
+        let mut data = records.to_vec();
+        for p in &placed {
+            let h = &p.header;
+            let b = &mut data[p.rel_pos..p.rel_pos + h.total_len()];
+            set_base_offset(b, h.base_offset);
+            if let Some(e) = epoch {
+                set_partition_leader_epoch(b, e);
+            }
+            match cfg.timestamp_type {
+                TimestampType::LogAppendTime => {
+                    set_log_append_time(b, now_ms);
+                }
+                TimestampType::CreateTime => {
+                    clear_log_append_time(b);
+                }
+            }
+        }
         active
             .append(data, &placed, cfg.index_interval_bytes, now_ms)
             .await?;
         // Visible to readers from here on (segment state was updated in the same step).
         self.log_end_offset.set(next);
         self.high_watermark.set(next);
+        self.producers.borrow_mut().commit(pending, next);
         active.flush_indexes().await;
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
-            log_append_time: match cfg.timestamp_type {
-                TimestampType::LogAppendTime => now_ms,
-                TimestampType::CreateTime => -1,
-            },
+            log_append_time,
             log_start_offset: self.log_start_offset.get(),
             max_timestamp: max_ts,
+            duplicate: false,
         })
     }
 
@@ -349,7 +450,48 @@ impl PartitionLog {
         let seg = Rc::new(Segment::create(&self.dir, leo, now_ms).await?);
         self.segments.borrow_mut().insert(leo, seg);
         self.dir_dirty.set(true);
+        // Producer state as of the new segment's base (Kafka takes its snapshot here too).
+        self.snapshot_producers_locked().await;
         Ok(true)
+    }
+
+    /// Write a producer-state snapshot at the LEO and keep only the newest ones (serial lock
+    /// held). Failures are logged, not returned: the snapshot only shortens the replay at open
+    /// (an older snapshot or the log itself serve instead), so an append or close must not fail
+    /// for it.
+    async fn snapshot_producers_locked(&self) {
+        let state = self.producers.borrow().clone();
+        debug_assert_eq!(state.map_end_offset(), self.log_end_offset.get());
+        match producer_state::write_snapshot(&self.dir, &state).await {
+            Ok(_) => self.dir_dirty.set(true),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not write producer snapshot");
+                return;
+            }
+        }
+        if let Err(e) = producer_state::prune_snapshots(
+            &self.dir,
+            self.log_start_offset.get(),
+            SNAPSHOTS_TO_KEEP,
+        ) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not prune producer snapshots");
+        }
+    }
+
+    /// Forget producers whose last batch is older than `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`, default [`producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS`];
+    /// Kafka checks every `producer.id.expiration.check.interval.ms`, 10 minutes). The broker
+    /// calls this periodically. Returns how many producers were removed.
+    pub async fn expire_producers(
+        &self,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> Result<usize, LogError> {
+        let _guard = self.serial.lock().await?;
+        Ok(self
+            .producers
+            .borrow_mut()
+            .remove_expired(now_ms, expiration_ms))
     }
 
     /// Read whole batches from the batch containing `offset`, up to `max_bytes`, stopping at
@@ -549,6 +691,16 @@ impl PartitionLog {
         }
         if n > 0 {
             self.dir_dirty.set(true);
+            // Snapshots below the new log start cannot be replayed from any more. The state in
+            // memory keeps every producer (KIP-360): only expiry removes them.
+            if let Err(e) = producer_state::prune_snapshots(
+                &self.dir,
+                self.log_start_offset.get(),
+                SNAPSHOTS_TO_KEEP,
+            ) {
+                tracing::warn!(error = %e, "could not delete old producer snapshots");
+                first_err.get_or_insert(e);
+            }
         }
         match first_err {
             Some(e) => Err(e),
@@ -566,6 +718,8 @@ impl PartitionLog {
         }
         let active = self.active()?;
         active.seal().await;
+        // Producer state at the log end, so the next open replays nothing.
+        self.snapshot_producers_locked().await;
         self.sync().await?;
         // seal() may have written a time-index entry after the active segment's last sync.
         active.index.fdatasync().await?;

@@ -17,6 +17,19 @@ pub struct TestRecord {
 /// Build a batch with base offset 0, producer id -1 (no idempotence), CreateTime.
 /// `maxTimestamp` = base + the largest delta, CRC32C correct.
 pub fn build(base_timestamp: i64, records: &[TestRecord]) -> Vec<u8> {
+    build_with_producer(base_timestamp, records, -1, -1, -1)
+}
+
+/// Like [`build`], with the idempotence fields set: producer id, producer epoch and base
+/// sequence (the batch covers sequences `base_sequence ..= base_sequence + n - 1`, wrapping
+/// past `i32::MAX` to 0 as Kafka's producer does).
+pub fn build_with_producer(
+    base_timestamp: i64,
+    records: &[TestRecord],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let mut rec = Vec::new();
@@ -53,9 +66,9 @@ pub fn build(base_timestamp: i64, records: &[TestRecord]) -> Vec<u8> {
     b.extend_from_slice(&(count - 1).to_be_bytes()); // lastOffsetDelta
     b.extend_from_slice(&base_timestamp.to_be_bytes());
     b.extend_from_slice(&(base_timestamp + max_delta).to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&base_sequence.to_be_bytes());
     b.extend_from_slice(&count.to_be_bytes());
     b.extend_from_slice(&body);
     fix_crc(&mut b);
@@ -73,6 +86,32 @@ pub fn batch(n: usize, base_timestamp: i64, value_len: usize) -> Vec<u8> {
         })
         .collect();
     build(base_timestamp, &recs)
+}
+
+/// An idempotent batch of `n` records (as [`batch`]) from `producer_id` at `producer_epoch`,
+/// starting at sequence `base_sequence`.
+pub fn idempotent_batch(
+    n: usize,
+    base_timestamp: i64,
+    value_len: usize,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let recs: Vec<TestRecord> = (0..n)
+        .map(|i| TestRecord {
+            key: None,
+            value: Some(vec![(i % 251) as u8; value_len]),
+            timestamp_delta: i as i64,
+        })
+        .collect();
+    build_with_producer(
+        base_timestamp,
+        &recs,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    )
 }
 
 /// A batch with one record per entry of `deltas` (timestamp = base + delta).

@@ -143,6 +143,7 @@ async fn run_shard(id: usize, config: BrokerConfig) {
     }
     runtime::spawn(retention_loop(
         config.int("log.retention.check.interval.ms").max(100) as u64,
+        config.int("producer.id.expiration.ms"),
     ));
     while !shutdown_requested() {
         sleep(Duration::from_millis(100)).await;
@@ -199,12 +200,16 @@ async fn accept_loop(listener: Listener) {
     }
 }
 
-async fn retention_loop(interval_ms: u64) {
+/// Periodic housekeeping of this shard's logs: time/size retention and idle producer-id expiry.
+async fn retention_loop(interval_ms: u64, producer_expiration_ms: i64) {
     loop {
         sleep(Duration::from_millis(interval_ms)).await;
         for log in shard::current().logs() {
             if let Err(e) = log.apply_retention(now_ms()).await {
                 tracing::warn!("retention: {e}");
+            }
+            if let Err(e) = log.expire_producers(now_ms(), producer_expiration_ms).await {
+                tracing::warn!("producer expiry: {e}");
             }
         }
     }
