@@ -18,6 +18,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use futures_util::FutureExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::channels::shared_channel::ConnectedReceiver;
 
 type LocalJob = Pin<Box<dyn Future<Output = ()>>>;
 /// A unit of work shipped to another shard.
@@ -27,6 +28,7 @@ pub(crate) type Job = Box<dyn FnOnce() -> LocalJob + Send>;
 const LINK_CAPACITY: usize = 1024;
 
 thread_local! {
+    static PENDING: RefCell<Vec<ConnectedReceiver<Job>>> = const { RefCell::new(Vec::new()) };
     static SENDERS: RefCell<Option<Rc<Senders<Job>>>> = const { RefCell::new(None) };
 }
 
@@ -34,11 +36,20 @@ pub(crate) fn new_mesh(shards: usize) -> MeshBuilder<Job, Full> {
     MeshBuilder::full(shards, LINK_CAPACITY)
 }
 
-/// Joins the mesh on the current shard and starts the receive loops.
+/// Joins the mesh on the current shard. Incoming jobs queue on their links until
+/// [`start_receiving`] is called: glommio runs a newly spawned task at once, so receiving from
+/// inside `join` would run other shards' jobs before this shard has installed its state.
 pub(crate) async fn join(mesh: MeshBuilder<Job, Full>) -> Result<(), SubmitError> {
     let (senders, mut receivers) = mesh.join().await.map_err(|_| SubmitError::MeshJoin)?;
     SENDERS.with(|s| *s.borrow_mut() = Some(Rc::new(senders)));
-    for (_peer, rx) in receivers.streams() {
+    let streams: Vec<_> = receivers.streams().into_iter().map(|(_, rx)| rx).collect();
+    PENDING.with(|p| *p.borrow_mut() = streams);
+    Ok(())
+}
+
+/// Starts running jobs other shards send here. Call once the shard's state is installed.
+pub fn start_receiving() {
+    for rx in PENDING.with(|p| std::mem::take(&mut *p.borrow_mut())) {
         glommio::spawn_local(async move {
             while let Some(job) = rx.recv().await {
                 // A panicking job drops its reply channel (the caller sees ShardGone) instead of
@@ -53,7 +64,6 @@ pub(crate) async fn join(mesh: MeshBuilder<Job, Full>) -> Result<(), SubmitError
         })
         .detach();
     }
-    Ok(())
 }
 
 /// Why a cross-shard call failed.

@@ -13,5 +13,5 @@ pub mod net;
 pub mod time;
 
 pub use executor::{launch_shards, shard_count, shard_id, spawn, ShardSpec};
-pub use mesh::{submit_to, SubmitError};
+pub use mesh::{start_receiving, submit_to, SubmitError};
 pub use time::{now_ms, sleep};

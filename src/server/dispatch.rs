@@ -116,6 +116,56 @@ async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
             let r = handlers::init_producer_id::handle(decode(f)?).await;
             respond(f, &r)
         }
+        ApiKey::FindCoordinator => {
+            let r = handlers::groups::find_coordinator(decode(f)?, v);
+            respond(f, &r)
+        }
+        ApiKey::JoinGroup => {
+            let client_id = f
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            let r = handlers::groups::join_group(decode(f)?, v, client_id).await;
+            respond(f, &r)
+        }
+        ApiKey::SyncGroup => {
+            let r = handlers::groups::sync_group(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::Heartbeat => {
+            let r = handlers::groups::heartbeat(decode(f)?).await;
+            respond(f, &r)
+        }
+        ApiKey::LeaveGroup => {
+            let r = handlers::groups::leave_group(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::OffsetCommit => {
+            let r = handlers::groups::offset_commit(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::OffsetFetch => {
+            let r = handlers::groups::offset_fetch(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::OffsetDelete => {
+            let r = handlers::groups::offset_delete(decode(f)?).await;
+            respond(f, &r)
+        }
+        ApiKey::ListGroups => {
+            let r = handlers::groups::list_groups(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::DescribeGroups => {
+            let r = handlers::groups::describe_groups(decode(f)?, v).await;
+            respond(f, &r)
+        }
+        ApiKey::DeleteGroups => {
+            let r = handlers::groups::delete_groups(decode(f)?).await;
+            respond(f, &r)
+        }
         ApiKey::SaslHandshake => {
             let _: SaslHandshakeRequest = decode(f)?;
             // SASL is not configured on this listener: refuse every mechanism, list none.

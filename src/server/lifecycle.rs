@@ -46,11 +46,16 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
             format!("creating data dir {}: {e}", config.data_dir().display()),
         )
     })?;
-    // Bind once up front so a busy port is a clear error before any shard starts.
-    drop(
-        std::net::TcpListener::bind(listen)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?,
-    );
+    // Shard listeners use SO_REUSEPORT (one accept loop per shard), which would also let a second
+    // broker bind the same port and silently take half the connections. So refuse to start if
+    // something already accepts there. (A plain bind test is wrong here: leftover TIME_WAIT
+    // sockets of our previous run's SO_REUSEPORT listener make it fail for a minute.)
+    if std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("cannot listen on {listen}: another process is listening there"),
+        ));
+    }
 
     // A plain thread waits for the signal and raises the flag every shard polls: signal handlers
     // must not touch executor state.
@@ -104,11 +109,14 @@ async fn run_shard(id: usize, config: BrokerConfig) {
     shard::install(shard.clone());
     let (tx, rx) = oneshot::channel();
     READY.with(|r| *r.borrow_mut() = Some(tx));
+    // Only now may other shards' jobs (the metadata bootstrap first) run here.
+    runtime::start_receiving();
 
     if id == controller::CONTROLLER_SHARD {
         runtime::spawn(async {
             match controller::bootstrap().await {
                 Ok(()) => {
+                    crate::server::handlers::group_storage::ensure_offsets_topic().await;
                     // Tell every shard its metadata is loaded; each then starts accepting.
                     for s in 0..runtime::shard_count() {
                         let _ = runtime::submit_to(s, || async { mark_ready() }).await;
@@ -125,6 +133,8 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         shard.close_all().await;
         return;
     }
+    // Consumer groups are loaded before this shard accepts clients.
+    crate::server::handlers::group_storage::start_shard_groups().await;
     match config
         .listen()
         .map_err(|e| io::Error::other(e.to_string()))

@@ -26,6 +26,9 @@ pub struct Shard {
     pub waiters: Waiters,
     /// Shard 0 only: the next producer id to hand out and the end of the reserved block.
     pub(crate) producer_ids: std::cell::Cell<(i64, i64)>,
+    /// The consumer-group coordinator for the `__consumer_offsets` partitions this shard owns;
+    /// set once at startup, after the partitions are replayed.
+    pub groups: std::cell::OnceCell<Rc<crate::group::GroupCoordinator>>,
 }
 
 thread_local! {
@@ -56,6 +59,7 @@ impl Shard {
             store: RefCell::new(store),
             waiters: Waiters::default(),
             producer_ids: std::cell::Cell::new((0, 0)),
+            groups: std::cell::OnceCell::new(),
         }
     }
 

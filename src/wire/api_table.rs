@@ -23,6 +23,19 @@ pub fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::SaslHandshake => (0, 1),
         ApiKey::InitProducerId => (0, 5),
+        // Consumer groups (classic protocol). OffsetCommit/OffsetFetch v10 address topics by id;
+        // the codec stops at 9.
+        ApiKey::FindCoordinator => (0, 6),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
+        ApiKey::OffsetCommit => (2, 9),
+        ApiKey::OffsetFetch => (1, 9),
+        ApiKey::ListGroups => (0, 5),
+        ApiKey::DescribeGroups => (0, 6),
+        ApiKey::DeleteGroups => (0, 2),
+        ApiKey::OffsetDelete => (0, 0),
         _ => return None,
     };
     let ours = VersionRange { min, max };

@@ -112,6 +112,7 @@ fn topic_entry(t: &TopicMeta, node: i32, ops: i32) -> MetadataResponseTopic {
     let mut e = MetadataResponseTopic::default();
     e.name = Some(TopicName(str_bytes(t.name.clone())));
     e.topic_id = t.id;
+    e.is_internal = t.name == crate::group::OFFSETS_TOPIC;
     e.topic_authorized_operations = ops;
     e.partitions = (0..t.partitions.len() as i32)
         .map(|p| {
