@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod runtime;
