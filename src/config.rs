@@ -397,9 +397,44 @@ pub fn validate_topic_configs<'a>(
     Ok(out)
 }
 
+/// The configuration reference as a Markdown table, generated from the declarations above.
+/// README.md embeds it between `<!-- config-reference:start/end -->` markers; a test keeps the
+/// two identical, so the docs cannot drift from the code (`shardlog config list --markdown`).
+pub fn markdown_reference() -> String {
+    let mut out = String::from("| broker setting | default | meaning |\n| --- | --- | --- |\n");
+    for s in BROKER_SETTINGS {
+        let default = if s.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out.push_str(&format!("| `{}` | {} | {} |\n", s.name, default, s.doc));
+    }
+    out.push_str("\n| topic setting | defaults to | meaning |\n| --- | --- | --- |\n");
+    for (s, broker) in TOPIC_SETTINGS {
+        out.push_str(&format!("| `{}` | `{}` | {} |\n", s.name, broker, s.doc));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_reference_is_generated_from_the_declarations() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = "<!-- config-reference:start -->\n";
+        let end = "<!-- config-reference:end -->";
+        let a = readme.find(start).expect("start marker") + start.len();
+        let b = readme.find(end).expect("end marker");
+        assert_eq!(
+            &readme[a..b],
+            markdown_reference(),
+            "README.md config reference is stale: run `shardlog config list --markdown` and paste it between the markers"
+        );
+    }
 
     #[test]
     fn unknown_key_is_rejected_by_name() {

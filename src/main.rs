@@ -29,7 +29,11 @@ enum Command {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// List every broker and topic setting with its default and meaning.
-    List,
+    List {
+        /// Print the Markdown reference table embedded in README.md.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print the effective configuration (after --config and --set) with each value's source.
     Print(StartArgs),
 }
@@ -116,7 +120,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Config(ConfigCommand::List) => {
+        Command::Config(ConfigCommand::List { markdown: true }) => {
+            print!("{}", shardlog::config::markdown_reference());
+            ExitCode::SUCCESS
+        }
+        Command::Config(ConfigCommand::List { markdown: false }) => {
             println!("Broker settings (use with --set KEY=VALUE or in the --config TOML file):");
             for s in BROKER_SETTINGS {
                 println!(
