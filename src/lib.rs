@@ -15,4 +15,5 @@ pub mod metadata;
 pub mod runtime;
 pub mod server;
 pub mod shard;
+pub mod timer;
 pub mod wire;

@@ -1,16 +1,13 @@
 //! How the coordinator gets woken up and runs background work: a small trait, so the state
 //! machine's deadlines can be driven by the shard runtime in the broker and by hand in tests.
 //!
-//! The broker implementation ([`ShardDriver`]) sleeps in a spawned task per wake-up. The
-//! coordinator keeps at most about one pending wake-up per group: it only schedules a new one
-//! when a deadline earlier than the one already scheduled appears (a heartbeat only moves a
-//! deadline later, so heartbeats schedule nothing). When the shard's timing wheel
-//! (`src/timer/`) gets a driver, a wheel-backed implementation of [`Driver`] replaces this one
-//! without touching the coordinator.
+//! The broker implementation ([`ShardDriver`]) schedules wake-ups on the shard's timing wheel
+//! (O(1) insert). The coordinator keeps at most about one pending wake-up per group: it only
+//! schedules a new one when a deadline earlier than the one already scheduled appears (a
+//! heartbeat only moves a deadline later, so heartbeats schedule nothing).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 /// A `!Send` boxed future, run on the current shard.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -25,8 +22,10 @@ pub trait Driver {
     fn spawn(&self, f: LocalFuture<()>);
 }
 
-/// The shard runtime's clock, `sleep` and `spawn`.
-pub struct ShardDriver;
+/// The shard runtime's clock and `spawn`, with wake-ups on the shard's timing wheel.
+pub struct ShardDriver {
+    pub timer: crate::timer::Timer,
+}
 
 impl Driver for ShardDriver {
     fn now_ms(&self) -> i64 {
@@ -34,11 +33,10 @@ impl Driver for ShardDriver {
     }
 
     fn wake_at(&self, at_ms: i64, f: Box<dyn FnOnce()>) {
+        // Group deadlines are wall-clock (they come from member timestamps); the shard's timing
+        // wheel runs on the monotonic clock, so schedule by delay.
         let delay = at_ms.saturating_sub(crate::runtime::now_ms()).max(0) as u64;
-        crate::runtime::spawn(async move {
-            crate::runtime::sleep(Duration::from_millis(delay)).await;
-            f();
-        });
+        self.timer.schedule_after(delay, f);
     }
 
     fn spawn(&self, f: LocalFuture<()>) {

@@ -14,4 +14,4 @@ pub mod time;
 
 pub use executor::{launch_shards, shard_count, shard_id, spawn, ShardSpec};
 pub use mesh::{start_receiving, submit_to, SubmitError};
-pub use time::{now_ms, sleep};
+pub use time::{monotonic_ms, now_ms, sleep};

@@ -1,6 +1,7 @@
 //! Clocks and sleeping for shard code.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock milliseconds since the Unix epoch (Kafka timestamps are in this unit).
 pub fn now_ms() -> i64 {
@@ -13,4 +14,11 @@ pub fn now_ms() -> i64 {
 /// Sleeps the current task without blocking the shard.
 pub async fn sleep(d: Duration) {
     glommio::timer::sleep(d).await;
+}
+
+/// Milliseconds on a monotonic clock (since the first call in this process). Deadlines of delayed
+/// operations use this, so a wall-clock step (NTP) never fires or stalls them.
+pub fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }

@@ -4,14 +4,11 @@
 //! Waiting is a short sleep-and-retry loop for now; the delayed-operation purgatory on the timing
 //! wheel (woken by the append that satisfies the fetch) replaces it.
 
-use std::time::{Duration, Instant};
-
 use futures_util::future::{join_all, select_all};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
-use crate::runtime::sleep;
 use crate::shard::partition_ops::{read_on_owner, wait_for_data_on_owner, ReadOutcome};
 use crate::shard::{self};
 
@@ -47,15 +44,15 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
     }
     let response_max = req.max_bytes.max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let timer = shard.timer.clone();
+    let deadline = timer.now_ms() + req.max_wait_ms.max(0) as u64;
     let outcomes = loop {
         let outcomes = read_all(&topics, &wants, response_max).await;
         let ready: usize = outcomes.iter().map(|o| o.records.len()).sum();
         let any_error = outcomes.iter().any(|o| o.error_code != 0);
-        let now = Instant::now();
         if ready >= min_bytes.max(1)
             || any_error
-            || now >= deadline
+            || timer.now_ms() >= deadline
             || crate::server::shutdown_requested()
         {
             break outcomes;
@@ -70,14 +67,14 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
             ))
         });
         let receivers = join_all(waits).await;
-        let remaining = deadline.saturating_duration_since(now);
+        // The deadline lives on the shard's timing wheel; dropping the sleep cancels it.
         if receivers.is_empty() {
-            sleep(remaining).await;
+            timer.sleep_until(deadline).await;
         } else {
             let woken = async {
                 let _ = select_all(receivers).await;
             };
-            futures_lite::future::or(woken, sleep(remaining)).await;
+            futures_lite::future::or(woken, timer.sleep_until(deadline)).await;
         }
     };
 

@@ -113,7 +113,9 @@ pub async fn start_shard_groups() {
             metadata_max_bytes: cfg.int("offset.metadata.max.bytes").max(0) as usize,
         },
         Rc::new(ShardGroupStorage),
-        Rc::new(ShardDriver),
+        Rc::new(ShardDriver {
+            timer: crate::shard::current().timer.clone(),
+        }),
     );
     if shard.groups.set(coordinator.clone()).is_err() {
         return; // already started
