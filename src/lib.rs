@@ -8,6 +8,7 @@
 // Anything a client or the disk can make fail is handled, never unwrapped (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cli;
 pub mod config;
 pub mod group;
 pub mod log;

@@ -24,6 +24,10 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Topics on any Kafka-compatible broker: create, list, describe, delete, add-partitions.
+    Topic(shardlog::cli::TopicCli),
+    /// Consumer groups on any Kafka-compatible broker: list, describe, reset-offsets, delete.
+    Group(shardlog::cli::GroupCli),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +107,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Topic(t) => shardlog::cli::run_topic(t),
+        Command::Group(g) => shardlog::cli::run_group(g),
         Command::Start(args) => {
             let config = match args.resolve() {
                 Ok(c) => c,
