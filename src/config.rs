@@ -61,6 +61,9 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes of log between two sparse offset-index entries (topic: index.interval.bytes)." },
     Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
     Setting { name: "log.cleanup.policy", kind: Kind::Choice(&["delete"]), default: "delete", doc: "Only `delete` (time/size retention) is implemented; compaction is not yet (topic: cleanup.policy)." },
+    Setting { name: "log.flush.interval.messages", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition once this many messages are unsynced (topic: flush.messages). Default: never; durability comes from acks=-1." },
+    Setting { name: "log.flush.interval.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition whose last sync is this old and has unsynced data (topic: flush.ms). Default: never." },
+    Setting { name: "log.flush.scheduler.interval.ms", kind: Kind::Long, default: "1000", doc: "How often each shard checks flush.ms." },
     Setting { name: "producer.id.expiration.ms", kind: Kind::Long, default: "86400000", doc: "Idempotent-producer state of a producer id silent this long is dropped (checked with retention)." },
     Setting { name: "group.initial.rebalance.delay.ms", kind: Kind::Int, default: "3000", doc: "How long the first rebalance of an empty group waits for more members to join (each new member extends it, up to the rebalance timeout)." },
     Setting { name: "group.min.session.timeout.ms", kind: Kind::Int, default: "6000", doc: "Smallest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
@@ -144,6 +147,24 @@ pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
             doc: "delete (compaction not yet implemented).",
         },
         "log.cleanup.policy",
+    ),
+    (
+        Setting {
+            name: "flush.messages",
+            kind: Kind::Long,
+            default: "",
+            doc: "fdatasync once this many messages are unsynced, whatever the producers' acks.",
+        },
+        "log.flush.interval.messages",
+    ),
+    (
+        Setting {
+            name: "flush.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "fdatasync when the last sync of a partition with unsynced data is this old.",
+        },
+        "log.flush.interval.ms",
     ),
 ];
 
@@ -345,6 +366,18 @@ impl BrokerConfig {
             .iter()
             .map(|(s, broker_key)| (s.name.to_string(), self.get(broker_key).to_string()))
             .collect()
+    }
+
+    /// One numeric topic setting's effective value: the topic's override, else the broker
+    /// default it maps to; `i64::MAX` if unset or unparsable (the "never" of Kafka's flush knobs).
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, topic_key: &str) -> i64 {
+        let text = overrides.get(topic_key).cloned().or_else(|| {
+            TOPIC_SETTINGS
+                .iter()
+                .find(|(s, _)| s.name == topic_key)
+                .map(|(_, broker_key)| self.get(broker_key).to_string())
+        });
+        text.and_then(|v| v.parse().ok()).unwrap_or(i64::MAX)
     }
 
     /// Resolves a topic's effective log configuration from broker defaults plus its overrides.

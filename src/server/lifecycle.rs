@@ -155,6 +155,9 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         config.int("log.retention.check.interval.ms").max(100) as u64,
         config.int("producer.id.expiration.ms"),
     ));
+    runtime::spawn(flush_loop(
+        config.int("log.flush.scheduler.interval.ms").max(10) as u64,
+    ));
     while !shutdown_requested() {
         sleep(Duration::from_millis(100)).await;
     }
@@ -207,6 +210,14 @@ async fn accept_loop(listener: Listener) {
                 sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Periodic `flush.ms` syncs.
+async fn flush_loop(interval_ms: u64) {
+    loop {
+        sleep(Duration::from_millis(interval_ms)).await;
+        shard::partition_ops::flush_due_partitions().await;
     }
 }
 

@@ -78,6 +78,28 @@ pub async fn append_on_owner(
         })
 }
 
+/// Syncs every partition of this shard whose `flush.ms` has passed since its last sync and that
+/// has unsynced data. Run periodically (`log.flush.scheduler.interval.ms`).
+pub async fn flush_due_partitions() {
+    let shard = current();
+    for (tp, log) in shard.logs_by_partition() {
+        if log.log_end_offset() <= log.flushed_offset() {
+            continue;
+        }
+        let flush_ms = shard.topic_value(&tp.0, "flush.ms");
+        if flush_ms == i64::MAX || (shard.waiters.since_last_sync(&tp) as i64) < flush_ms {
+            continue;
+        }
+        if let Err(e) = shard
+            .waiters
+            .sync_through(&tp, &log, log.log_end_offset())
+            .await
+        {
+            log_storage_error(&e);
+        }
+    }
+}
+
 async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> AppendOutcome {
     let shard = current();
     let tp = (topic, partition);
@@ -90,13 +112,23 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
     let result = match log.append(records, now_ms()).await {
         Ok(info) => {
             shard.waiters.notify(&tp);
-            match acks {
-                -1 => shard
+            // acks=-1 waits for durability; otherwise `flush.messages` may still force a sync
+            // (Kafka's flush knob: checked before answering, like Kafka's append path).
+            let unsynced = log.log_end_offset() - log.flushed_offset();
+            if acks == -1 {
+                shard
+                    .waiters
+                    .acks_all_appends
+                    .set(shard.waiters.acks_all_appends.get() + 1);
+            }
+            if acks == -1 || unsynced >= shard.topic_value(&tp.0, "flush.messages") {
+                shard
                     .waiters
                     .sync_through(&tp, &log, info.last_offset + 1)
                     .await
-                    .map(|()| info),
-                _ => Ok(info),
+                    .map(|()| info)
+            } else {
+                Ok(info)
             }
         }
         Err(e) => Err(e),

@@ -79,6 +79,22 @@ impl Shard {
         self.logs.borrow().get(tp).cloned()
     }
 
+    pub fn logs_by_partition(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(tp, l)| (tp.clone(), l.clone()))
+            .collect()
+    }
+
+    /// A numeric topic setting's effective value for `topic` (see `BrokerConfig::topic_value`).
+    pub fn topic_value(&self, topic: &str, key: &str) -> i64 {
+        let overrides = self
+            .with_image(|i| i.topic(topic).map(|t| t.configs.clone()))
+            .unwrap_or_default();
+        self.config.topic_value(&overrides, key)
+    }
+
     pub fn logs(&self) -> Vec<Rc<PartitionLog>> {
         self.logs.borrow().values().cloned().collect()
     }

@@ -30,6 +30,8 @@ pub struct Waiters {
     pub syncs: Cell<u64>,
     /// acks=-1 partition appends that waited for durability.
     pub acks_all_appends: Cell<u64>,
+    /// Monotonic time of each partition's last completed sync (for `flush.ms`).
+    last_sync_ms: RefCell<HashMap<TopicPartition, u64>>,
 }
 
 impl Waiters {
@@ -76,12 +78,28 @@ impl Waiters {
             return Ok(()); // the sync we queued behind covered us
         }
         self.syncs.set(self.syncs.get() + 1);
-        log.sync().await
+        log.sync().await?;
+        self.last_sync_ms
+            .borrow_mut()
+            .insert(tp.clone(), crate::runtime::monotonic_ms());
+        Ok(())
+    }
+
+    /// Milliseconds since `tp` was last synced; the first call starts the clock (returns 0).
+    pub fn since_last_sync(&self, tp: &TopicPartition) -> u64 {
+        let now = crate::runtime::monotonic_ms();
+        let last = *self
+            .last_sync_ms
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_insert(now);
+        now.saturating_sub(last)
     }
 
     /// Forgets a deleted partition's state.
     pub fn remove(&self, tp: &TopicPartition) {
         self.notify(tp);
         self.sync_gates.borrow_mut().remove(tp);
+        self.last_sync_ms.borrow_mut().remove(tp);
     }
 }
