@@ -177,11 +177,17 @@ impl Broker {
         if self.starts > 0 {
             // A dead broker's listening socket can outlive the process for a moment (the kernel
             // tears io_uring instances down asynchronously, and a pending accept holds the
-            // socket). Wait until the port is bindable again, as an operator's restart would
-            // (up to a bound: past it, start anyway and let the broker report the problem).
+            // socket). Wait until nothing accepts on the port any more — the broker's own check.
+            // (A plain bind test would wait out TIME_WAIT sockets of the old SO_REUSEPORT
+            // listener, which the broker itself does not mind.) Bounded: past it, start anyway
+            // and let the broker report the problem.
             let port = self.port;
             wait_until(Duration::from_secs(5), || {
-                TcpListener::bind(("127.0.0.1", port)).is_ok()
+                std::net::TcpStream::connect_timeout(
+                    &SocketAddr::from(([127, 0, 0, 1], port)),
+                    Duration::from_millis(100),
+                )
+                .is_err()
             });
         }
         self.starts += 1;

@@ -1,8 +1,9 @@
 //! Fetch: read each requested partition on its owning shard, respect the response and
 //! per-partition byte limits, and wait (up to max_wait_ms) while fewer than min_bytes are ready.
 //!
-//! Waiting is a short sleep-and-retry loop for now; the delayed-operation purgatory on the timing
-//! wheel (woken by the append that satisfies the fetch) replaces it.
+//! Waiting costs nothing while idle: the fetch registers a waiter on every partition it reads
+//! (on each partition's owning shard, see `shard::waiters`), then sleeps until the first append to
+//! any of them or its deadline on the shard's timing wheel, and re-reads.
 
 use futures_util::future::{join_all, select_all};
 use kafka_protocol::error::ResponseError;
