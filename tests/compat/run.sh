@@ -3,7 +3,10 @@
 #
 #   tests/compat/run.sh BROKER_BIN [-- EXTRA_BROKER_ARGS...]
 #       start BROKER_BIN (shardlog) on a free loopback port with a temp data dir, run
-#       every client, stop the broker
+#       every client, stop the broker. The broker gets
+#       --set group.initial.rebalance.delay.ms=0 (as scripts/kafka.sh configures real
+#       Kafka), so each group's first join is not held back 3 s; EXTRA_BROKER_ARGS come
+#       after it and may override it.
 #   tests/compat/run.sh --bootstrap HOST:PORT
 #       run every client against a broker that is already running (e.g. real Kafka
 #       from scripts/kafka.sh, to check the suite itself)
@@ -81,7 +84,8 @@ start_broker() {
     mkdir -p "$WORK/data"
     echo "compat: starting $BROKER_BIN on 127.0.0.1:$port" >&2
     "$BROKER_BIN" start --data-dir "$WORK/data" --listen "127.0.0.1:$port" \
-        --advertise "127.0.0.1:$port" --cores 1 "${BROKER_ARGS[@]}" \
+        --advertise "127.0.0.1:$port" --cores 1 \
+        --set group.initial.rebalance.delay.ms=0 "${BROKER_ARGS[@]}" \
         >"$WORK/broker.log" 2>&1 </dev/null &
     BROKER_PID=$!
     local deadline=$((SECONDS + 30))

@@ -6,6 +6,9 @@
 # TOPIC must exist with 3 partitions (kcat cannot create topics; run.sh creates it with
 # the Python admin client). Prints `PASS kcat.NAME` / `FAIL kcat.NAME: reason` per check
 # and exits 1 if any failed. Needs: kcat, awk.
+#
+# The last checks use a balanced consumer group (`kcat -G`, librdkafka's KafkaConsumer:
+# JoinGroup/SyncGroup/Heartbeat, OffsetFetch, auto-commit on close, LeaveGroup).
 set -euo pipefail
 
 BOOTSTRAP=${1:?usage: compat_kcat.sh BOOTSTRAP TOPIC}
@@ -148,6 +151,38 @@ if [[ -n "$p" ]]; then
     else
         fail consumeFromEnd "$(tr '\n' ' ' <"$WORK/tail.err")"
     fi
+fi
+
+# --- consumer group: kcat -G consumes everything, commits, a second run resumes ----------
+# librdkafka auto-commits (enable.auto.commit, and a final commit on close). No -o: in
+# -G mode kcat would apply it to every assigned partition and ignore the committed
+# offsets; auto.offset.reset only applies where the group has no committed offset.
+GROUP="$TOPIC-group"
+kg() { kc -G "$GROUP" -X auto.offset.reset=earliest -X heartbeat.interval.ms=1000 -e -q -f '%p\t%o\t%s\n' "$TOPIC"; }
+if kg >"$WORK/g1" 2>"$WORK/g1.err"; then
+    # The same records as the plain consumer read, each once.
+    if [[ "$(sort "$WORK/g1")" == "$(cut -f1,2,4 "$WORK/out" | sort)" ]]; then
+        pass groupConsumeAll
+    else
+        fail groupConsumeAll "got $(wc -l <"$WORK/g1") records, expected $N; first: $(head -3 "$WORK/g1" | tr '\n\t' '  ')"
+    fi
+else
+    fail groupConsumeAll "kcat -G: $(tr '\n' ' ' <"$WORK/g1.err")"
+fi
+
+M=20
+for ((i = N; i < N + M; i++)); do echo "key-$((i % KEYS)):value-$i"; done >"$WORK/in3"
+if produce "$WORK/in3" && kg >"$WORK/g2" 2>"$WORK/g2.err"; then
+    # Only the M new records: the group resumed from the offsets the first run committed.
+    got=$(cut -f3 "$WORK/g2" | sort -t- -k2n | tr '\n' ' ')
+    want=$(cut -d: -f2 "$WORK/in3" | tr '\n' ' ')
+    if [[ "$got" == "$want" ]]; then
+        pass groupResumeFromCommitted
+    else
+        fail groupResumeFromCommitted "second run got $(wc -l <"$WORK/g2") records (expected the $M new ones): $(head -c 300 <<<"$got")"
+    fi
+else
+    fail groupResumeFromCommitted "$(tr '\n' ' ' <"$WORK/prod.err" "$WORK/g2.err" 2>/dev/null)"
 fi
 
 exit "$failed"

@@ -9,18 +9,20 @@ Prints one line per check, `PASS py.NAME` or `FAIL py.NAME: reason`, and exits 1
 any failed. Checks run in order and later ones use what earlier ones produced, so the
 first FAIL is the one to read.
 
-The broker has no consumer groups and no idempotent producer yet: the consumer has
-group_id=None and uses assign(); the producer keeps kafka-python's default
-enable_idempotence=False.
+The first checks use assign() with group_id=None (no coordinator involved); the
+group* checks then run a consumer-group round trip (FindCoordinator, Join/Sync/
+Heartbeat/Leave, OffsetCommit/OffsetFetch, List/Describe/DeleteGroups) on a topic of
+their own. The producer keeps kafka-python's default enable_idempotence=False.
 """
 
 import sys
+import threading
 import time
 import traceback
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import NonEmptyGroupError, NoError, TopicAlreadyExistsError
 
 PARTITIONS = 3
 KEYS = 13
@@ -30,12 +32,96 @@ PER_CODEC = 100
 
 TIMEOUTS = dict(request_timeout_ms=15000, api_version_auto_timeout_ms=10000)
 
+# Consumer-group round trip: N records read by two members, then M more by a third.
+GROUP_N = 90
+GROUP_M = 15
+# A heartbeat every second, so a rebalance (the second member joining) completes in
+# about a second instead of the default three.
+GROUP_CONSUMER = dict(session_timeout_ms=10000, heartbeat_interval_ms=1000)
+
+
+class GroupMember(threading.Thread):
+    """One KafkaConsumer in a group, polled by its own thread (a consumer is not
+    thread-safe, and a rebalance needs every member polling at the same time).
+    Records what it got and its latest assignment. Stopping goes in lock step over all
+    members (see stop_members): every member stops polling, then every member commits
+    synchronously, then every member closes (LeaveGroup). Were one member to leave while
+    another still polls, the survivor would rebalance and take over partitions before
+    committing."""
+
+    def __init__(self, name, make_consumer, topic):
+        super().__init__(name=name, daemon=True)
+        self.make_consumer = make_consumer
+        self.topic = topic
+        self.records = []
+        self.assignment = frozenset()
+        self.error = None
+        self.stop = threading.Event()       # set by the suite: stop polling
+        self.paused = threading.Event()     # set by us: no more polls
+        self.commit_go = threading.Event()  # set by the suite: commit now
+        self.committed = threading.Event()  # set by us: commit returned (or failed)
+        self.close_go = threading.Event()   # set by the suite: close now
+        self.lock = threading.Lock()
+
+    def run(self):
+        c = None
+        try:
+            c = self.make_consumer()
+            c.subscribe([self.topic])
+            while not self.stop.is_set():
+                got = c.poll(timeout_ms=200)
+                with self.lock:
+                    for recs in got.values():
+                        self.records.extend(recs)
+                    self.assignment = frozenset(tp.partition for tp in c.assignment())
+            self.paused.set()
+            self.commit_go.wait(60)
+            c.commit()  # synchronous: commits the position of every assigned partition
+        except Exception as e:  # noqa: BLE001 - reported by the check that waits on us
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.paused.set()
+            self.committed.set()
+            self.close_go.wait(60)
+            if c is not None:
+                try:
+                    c.close()  # LeaveGroup
+                except Exception as e:  # noqa: BLE001
+                    self.error = self.error or f"close: {type(e).__name__}: {e}"
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.records), self.assignment
+
+
+def stop_group_members(members, timeout=30):
+    """Lock-step stop (see GroupMember); raises if a member failed or hung."""
+    for m in members:
+        m.stop.set()
+    for m in members:
+        m.paused.wait(timeout)
+    for m in members:
+        m.commit_go.set()
+    for m in members:
+        m.committed.wait(timeout)
+    for m in members:
+        m.close_go.set()
+    for m in members:
+        m.join(timeout)
+    for m in members:
+        assert not m.is_alive(), f"{m.name} did not commit+close within {timeout}s"
+        assert m.error is None, f"{m.name}: {m.error}"
+
 
 class Suite:
     def __init__(self, bootstrap, prefix):
         self.bootstrap = bootstrap
         self.topic = prefix + "-py"
         self.topic2 = prefix + "-py-grow"
+        self.gtopic = prefix + "-py-group"
+        self.group = prefix + "-py-group"
+        self.gsent = {p: 0 for p in range(PARTITIONS)}  # records produced to gtopic, by partition
+        self.members = []
         self.passed = 0
         self.failed = 0
         self.sent = []  # dicts: key, value, index, ts, partition, offset
@@ -83,6 +169,44 @@ class Suite:
             for recs in consumer.poll(timeout_ms=500).values():
                 got.extend(recs)
         return got
+
+    def group_consumer(self, **kw):
+        return KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **GROUP_CONSUMER,
+            **TIMEOUTS,
+            **kw,
+        )
+
+    def gproduce(self, n, tag):
+        """n records to gtopic, round-robin over the partitions by explicit partition."""
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                 max_block_ms=20000, **TIMEOUTS)
+        try:
+            futs = [producer.send(self.gtopic, key=f"g{i}".encode(), value=f"{tag}-{i}".encode(),
+                                  partition=i % PARTITIONS) for i in range(n)]
+            producer.flush(timeout=30)
+            for f in futs:
+                md = f.get(timeout=30)
+                self.gsent[md.partition] += 1
+        finally:
+            producer.close(timeout=10)
+
+    def wait_for(self, what, cond, timeout=30):
+        deadline = time.time() + timeout
+        while not cond():
+            for m in self.members:
+                assert m.error is None, f"{m.name}: {m.error}"
+            assert time.time() < deadline, f"timed out after {timeout}s waiting for {what}"
+            time.sleep(0.1)
+
+    def stop_members(self):
+        # Always stop every member thread, even after a failed check.
+        members, self.members = self.members, []
+        stop_group_members(members)
 
     # --- checks ---------------------------------------------------------------------
     def connect(self):
@@ -245,6 +369,105 @@ class Suite:
             assert time.time() < deadline, f"{self.topic2} still listed after delete"
             time.sleep(0.2)
 
+    # --- consumer group round trip -----------------------------------------------------
+    def group_join(self):
+        self.admin.create_topics([NewTopic(self.gtopic, PARTITIONS, 1)])
+        self.members = [GroupMember(f"member{i}", self.group_consumer, self.gtopic) for i in (1, 2)]
+        self.members[0].start()
+        # The first member alone owns all partitions; the second one joining forces a
+        # rebalance that must split them.
+        self.wait_for("member1 to own all partitions",
+                      lambda: len(self.members[0].snapshot()[1]) == PARTITIONS)
+        self.members[1].start()
+
+        def split():
+            a1, a2 = (m.snapshot()[1] for m in self.members)
+            return a1 and a2 and not (a1 & a2) and (a1 | a2) == set(range(PARTITIONS))
+        self.wait_for("the two members to split the partitions", split)
+        a1, a2 = (m.snapshot()[1] for m in self.members)
+        print(f"  member1 owns {sorted(a1)}, member2 owns {sorted(a2)}")
+
+    def group_describe_stable(self):
+        (g,) = self.admin.describe_consumer_groups([self.group])
+        assert g.group == self.group, g
+        assert g.state == "Stable", f"state {g.state!r}"
+        assert g.protocol_type == "consumer", f"protocol_type {g.protocol_type!r}"
+        assert g.protocol in ("range", "roundrobin", "sticky"), f"protocol {g.protocol!r}"
+        assert len(g.members) == 2, f"{len(g.members)} members: {g.members}"
+        owned = []
+        for m in g.members:
+            assert m.member_id and m.client_id, m
+            assert not isinstance(m.member_assignment, bytes), f"assignment not decoded: {m}"
+            parts = [tp.partition for tp in m.member_assignment.partitions() if tp.topic == self.gtopic]
+            assert parts, f"member {m.member_id} has no partition of {self.gtopic}: {m.member_assignment}"
+            owned.extend(parts)
+            assert self.gtopic in m.member_metadata.topics, m.member_metadata
+        assert sorted(owned) == list(range(PARTITIONS)), f"assignments {owned}"
+        assert self.group in [grp for grp, _ in self.admin.list_consumer_groups()], "group not listed"
+
+    def group_consume(self):
+        assert len(self.members) == 2, "members did not join"
+        self.gproduce(GROUP_N, "a")
+
+        def total():
+            return sum(len(m.snapshot()[0]) for m in self.members)
+        self.wait_for(f"{GROUP_N} records", lambda: total() >= GROUP_N)
+        time.sleep(0.5)  # room for duplicates to show up
+        seen = {}
+        for m in self.members:
+            recs, owned = m.snapshot()
+            for r in recs:
+                assert r.topic == self.gtopic, r
+                where = f"p{r.partition}@{r.offset}"
+                assert where not in seen, f"{where} consumed twice ({seen[where]} and {m.name})"
+                seen[where] = m.name
+                assert r.partition in owned, f"{m.name} got {where} but owns {sorted(owned)}"
+        assert len(seen) == GROUP_N, f"consumed {len(seen)} of {GROUP_N}"
+        for p in range(PARTITIONS):
+            owners = {name for where, name in seen.items() if where.startswith(f"p{p}@")}
+            assert len(owners) == 1, f"partition {p} read by {owners}"
+
+    def group_commit_close(self):
+        self.stop_members()
+
+    def group_offsets_committed(self):
+        offs = self.admin.list_consumer_group_offsets(self.group)
+        got = {tp.partition: om.offset for tp, om in offs.items() if tp.topic == self.gtopic}
+        assert got == self.gsent, f"committed {got}, expected {self.gsent}"
+        (g,) = self.admin.describe_consumer_groups([self.group])
+        assert g.state == "Empty" and not g.members, f"after close: state {g.state!r}, {len(g.members)} members"
+
+    def group_resume(self):
+        before = dict(self.gsent)
+        self.gproduce(GROUP_M, "b")
+        m = GroupMember("member3", self.group_consumer, self.gtopic)
+        self.members = [m]
+        m.start()
+        self.wait_for(f"{GROUP_M} new records", lambda: len(m.snapshot()[0]) >= GROUP_M)
+        time.sleep(1.0)  # anything before the committed offsets would arrive with them
+        recs, owned = m.snapshot()
+        assert owned == set(range(PARTITIONS)), f"member3 owns {sorted(owned)}"
+        bad = [f"p{r.partition}@{r.offset}" for r in recs if r.offset < before[r.partition]]
+        assert not bad, f"re-read records before the committed offsets: {bad[:10]}"
+        assert len(recs) == GROUP_M, f"got {len(recs)} records, expected {GROUP_M}"
+        assert all(r.value.startswith(b"b-") for r in recs), "old records re-read"
+
+    def group_delete_nonempty_fails(self):
+        assert self.members, "member3 not running"
+        ((gid, err),) = self.admin.delete_consumer_groups([self.group])
+        assert gid == self.group and err is NonEmptyGroupError, f"delete of a live group: {gid} {err}"
+
+    def group_delete(self):
+        self.stop_members()
+        offs = self.admin.list_consumer_group_offsets(self.group)
+        got = {tp.partition: om.offset for tp, om in offs.items() if tp.topic == self.gtopic}
+        assert got == self.gsent, f"committed {got}, expected {self.gsent}"
+        ((gid, err),) = self.admin.delete_consumer_groups([self.group])
+        assert gid == self.group and err is NoError, f"delete: {gid} {err}"
+        assert self.group not in [grp for grp, _ in self.admin.list_consumer_groups()], "still listed"
+        offs = self.admin.list_consumer_group_offsets(self.group)
+        assert not any(om.offset >= 0 for om in offs.values()), f"offsets survive delete: {offs}"
+
     def run(self):
         self.check("connectAdmin", self.connect)
         if self.admin is None:
@@ -259,6 +482,20 @@ class Suite:
         self.check("beginningEndOffsets", self.offsets)
         self.check("offsetsForTimes", self.offsets_for_times)
         self.check("createPartitionsDeleteTopic", self.create_partitions_and_delete)
+        try:
+            self.check("groupJoinSplitsPartitions", self.group_join)
+            self.check("groupDescribeStable", self.group_describe_stable)
+            self.check("groupConsume", self.group_consume)
+            self.check("groupCommitClose", self.group_commit_close)
+            self.check("groupOffsetsCommitted", self.group_offsets_committed)
+            self.check("groupResumeFromCommitted", self.group_resume)
+            self.check("groupDeleteNonEmptyFails", self.group_delete_nonempty_fails)
+            self.check("groupDelete", self.group_delete)
+        finally:
+            try:
+                self.stop_members()
+            except AssertionError:
+                pass
         self.admin.close()
 
 

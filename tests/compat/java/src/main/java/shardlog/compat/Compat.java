@@ -10,14 +10,21 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -27,14 +34,17 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
@@ -50,8 +60,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * failure in an early check usually fails the later ones too (the first FAIL is the
  * one to read).
  *
- * <p>What the broker has today shapes the client settings: no idempotent producer
- * (enable.idempotence=false) and no consumer groups (assign(), no group.id, no commits).
+ * <p>The first checks use a producer with enable.idempotence=false and consumers with
+ * assign() and no group.id. Then: a producer with the default configuration
+ * (idempotent, acks=all: InitProducerId, sequence numbers) and a consumer-group round
+ * trip (subscribe, commitSync, resume from the committed offsets, and the Admin group
+ * API) on topics of their own.
  */
 public final class Compat {
     static final int PARTITIONS = 3;
@@ -62,6 +75,14 @@ public final class Compat {
     final String bootstrap;
     final String topic;
     final String topic2;
+    final String idemTopic;
+    final String groupTopic;
+    final String group;
+    /** Records produced to groupTopic, by partition. */
+    final Map<Integer, Integer> groupSent = new TreeMap<>();
+    List<GroupMember> members = new ArrayList<>();
+    static final int GROUP_N = 90;
+    static final int GROUP_M = 15;
     int passed;
     int failed;
 
@@ -74,6 +95,12 @@ public final class Compat {
         this.bootstrap = bootstrap;
         this.topic = prefix + "-java";
         this.topic2 = prefix + "-java-grow";
+        this.idemTopic = prefix + "-java-idem";
+        this.groupTopic = prefix + "-java-group";
+        this.group = prefix + "-java-group";
+        for (int p = 0; p < PARTITIONS; p++) {
+            groupSent.put(p, 0);
+        }
     }
 
     interface Check {
@@ -269,6 +296,25 @@ public final class Compat {
                             "expected UnknownTopicOrPartitionException, got %s", e.getCause());
                 }
             });
+
+            check("defaultProducerIdempotent", () -> defaultProducer(admin));
+
+            try {
+                check("groupJoinSplitsPartitions", () -> groupJoin(admin));
+                check("groupListDescribeStable", () -> groupDescribeStable(admin));
+                check("groupConsume", this::groupConsume);
+                check("groupCommitSyncClose", this::stopMembers);
+                check("groupOffsetsCommitted", () -> groupOffsetsCommitted(admin));
+                check("groupResumeFromCommitted", this::groupResume);
+                check("groupDeleteNonEmptyFails", () -> groupDeleteNonEmpty(admin));
+                check("groupDelete", () -> groupDelete(admin));
+            } finally {
+                try {
+                    stopMembers();
+                } catch (Throwable t) {
+                    // already reported by a check
+                }
+            }
         }
     }
 
@@ -454,6 +500,320 @@ public final class Compat {
             require(r.get(new TopicPartition(topic, 0)) == null, "future timestamp gave %s",
                     r.get(new TopicPartition(topic, 0)));
         }
+    }
+
+    // --- default (idempotent) producer ---------------------------------------------------
+
+    void defaultProducer(Admin admin) throws Exception {
+        admin.createTopics(List.of(new NewTopic(idemTopic, PARTITIONS, (short) 1))).all().get();
+        // Nothing but bootstrap + serializers: kafka-clients 3.0+ defaults to
+        // enable.idempotence=true, acks=all, so this needs InitProducerId and sequences.
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        int n = 60;
+        Map<Integer, List<String>> sentBy = new TreeMap<>();
+        KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p);
+        try {
+            List<Future<RecordMetadata>> futures = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(producer.send(new ProducerRecord<>(idemTopic, bytes("k" + (i % 7)), bytes("idem-" + i))));
+                if (i == n / 2) {
+                    producer.flush(); // two rounds: the second continues the sequences
+                }
+            }
+            producer.flush();
+            for (int i = 0; i < n; i++) {
+                RecordMetadata md = futures.get(i).get(30, TimeUnit.SECONDS);
+                List<String> l = sentBy.computeIfAbsent(md.partition(), k -> new ArrayList<>());
+                require(md.offset() == l.size(), "idem-%d: p%d offset %d, expected %d", i, md.partition(), md.offset(), l.size());
+                l.add("idem-" + i);
+            }
+        } finally {
+            producer.close(Duration.ofSeconds(5));
+        }
+        try (KafkaConsumer<byte[], byte[]> c = consumer()) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int i = 0; i < PARTITIONS; i++) {
+                tps.add(new TopicPartition(idemTopic, i));
+            }
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            List<ConsumerRecord<byte[], byte[]>> got = pollUntil(c, n);
+            require(got.size() == n, "read back %d of %d", got.size(), n);
+            Map<Integer, List<String>> gotBy = new TreeMap<>();
+            for (ConsumerRecord<byte[], byte[]> r : got) {
+                List<String> l = gotBy.computeIfAbsent(r.partition(), k -> new ArrayList<>());
+                require(r.offset() == l.size(), "p%d: offset %d at position %d", r.partition(), r.offset(), l.size());
+                l.add(str(r.value()));
+            }
+            require(gotBy.equals(sentBy), "read back %s, sent %s", gotBy, sentBy);
+        }
+    }
+
+    // --- consumer group round trip -------------------------------------------------------
+
+    /**
+     * One group consumer polled by its own thread (KafkaConsumer is single-threaded, and a
+     * rebalance needs every member polling). Stopping goes in lock step over all members
+     * (stopMembers): all stop polling, then all commitSync, then all close; were one
+     * member to leave while another still polls, the survivor would rebalance and take
+     * over partitions before committing.
+     */
+    final class GroupMember extends Thread {
+        final List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
+        volatile Set<Integer> assignment = Set.of();
+        volatile String error;
+        volatile boolean stop;
+        final CountDownLatch paused = new CountDownLatch(1);
+        final CountDownLatch commitGo = new CountDownLatch(1);
+        final CountDownLatch committed = new CountDownLatch(1);
+        final CountDownLatch closeGo = new CountDownLatch(1);
+
+        GroupMember(String name) {
+            super(name);
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            KafkaConsumer<byte[], byte[]> c = null;
+            try {
+                c = groupConsumer();
+                c.subscribe(List.of(groupTopic));
+                while (!stop) {
+                    var got = c.poll(Duration.ofMillis(200));
+                    synchronized (records) {
+                        got.forEach(records::add);
+                    }
+                    assignment = c.assignment().stream().map(TopicPartition::partition).collect(Collectors.toSet());
+                }
+                paused.countDown();
+                commitGo.await(60, TimeUnit.SECONDS);
+                c.commitSync(Duration.ofSeconds(20)); // every assigned partition's position
+            } catch (Throwable t) {
+                error = t.toString();
+            } finally {
+                paused.countDown();
+                committed.countDown();
+                try {
+                    closeGo.await(60, TimeUnit.SECONDS);
+                    if (c != null) {
+                        c.close(Duration.ofSeconds(10)); // LeaveGroup
+                    }
+                } catch (Throwable t) {
+                    if (error == null) {
+                        error = "close: " + t;
+                    }
+                }
+            }
+        }
+
+        List<ConsumerRecord<byte[], byte[]>> records() {
+            synchronized (records) {
+                return new ArrayList<>(records);
+            }
+        }
+    }
+
+    KafkaConsumer<byte[], byte[]> groupConsumer() {
+        Properties p = common();
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic"); // the default; KIP-848 is not implemented
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        // Heartbeat every second, so a rebalance completes in about a second.
+        p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
+        p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        return new KafkaConsumer<>(p);
+    }
+
+    void groupProduce(int n, String tag) throws Exception {
+        Properties p = common();
+        p.remove(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "30000");
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            List<Future<RecordMetadata>> futures = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(producer.send(new ProducerRecord<>(groupTopic, i % PARTITIONS, bytes("g" + i), bytes(tag + "-" + i))));
+            }
+            producer.flush();
+            for (Future<RecordMetadata> f : futures) {
+                groupSent.merge(f.get(30, TimeUnit.SECONDS).partition(), 1, Integer::sum);
+            }
+        }
+    }
+
+    void waitFor(String what, BooleanSupplier cond) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (!cond.getAsBoolean()) {
+            for (GroupMember m : members) {
+                require(m.error == null, "%s: %s", m.getName(), m.error);
+            }
+            require(System.currentTimeMillis() < deadline, "timed out after 30s waiting for %s", what);
+            Thread.sleep(100);
+        }
+    }
+
+    void stopMembers() throws InterruptedException {
+        List<GroupMember> ms = members;
+        members = new ArrayList<>();
+        for (GroupMember m : ms) {
+            m.stop = true;
+        }
+        for (GroupMember m : ms) {
+            m.paused.await(30, TimeUnit.SECONDS);
+        }
+        ms.forEach(m -> m.commitGo.countDown());
+        for (GroupMember m : ms) {
+            m.committed.await(30, TimeUnit.SECONDS);
+        }
+        ms.forEach(m -> m.closeGo.countDown());
+        for (GroupMember m : ms) {
+            m.join(30_000);
+        }
+        for (GroupMember m : ms) {
+            require(!m.isAlive(), "%s did not commit+close within 30s", m.getName());
+            require(m.error == null, "%s: %s", m.getName(), m.error);
+        }
+    }
+
+    void groupJoin(Admin admin) throws Exception {
+        admin.createTopics(List.of(new NewTopic(groupTopic, PARTITIONS, (short) 1))).all().get();
+        GroupMember m1 = new GroupMember("member1");
+        GroupMember m2 = new GroupMember("member2");
+        members = new ArrayList<>(List.of(m1, m2));
+        m1.start();
+        // Alone, member1 owns everything; member2 joining forces a rebalance that splits them.
+        waitFor("member1 to own all partitions", () -> m1.assignment.size() == PARTITIONS);
+        m2.start();
+        waitFor("the two members to split the partitions", () -> {
+            Set<Integer> a1 = m1.assignment;
+            Set<Integer> a2 = m2.assignment;
+            Set<Integer> all = new java.util.HashSet<>(a1);
+            all.addAll(a2);
+            return !a1.isEmpty() && !a2.isEmpty() && a1.size() + a2.size() == PARTITIONS && all.size() == PARTITIONS;
+        });
+        System.out.println("  member1 owns " + m1.assignment + ", member2 owns " + m2.assignment);
+    }
+
+    @SuppressWarnings("deprecation") // listConsumerGroups: kept over listGroups on purpose, the common call
+    Set<String> listedGroups(Admin admin) throws Exception {
+        return admin.listConsumerGroups().all().get().stream().map(ConsumerGroupListing::groupId).collect(Collectors.toSet());
+    }
+
+    ConsumerGroupDescription describeGroup(Admin admin) throws Exception {
+        return admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+    }
+
+    void groupDescribeStable(Admin admin) throws Exception {
+        require(listedGroups(admin).contains(group), "%s not in listConsumerGroups", group);
+        ConsumerGroupDescription d = describeGroup(admin);
+        require(d.groupState() == GroupState.STABLE, "state %s", d.groupState());
+        require(!d.isSimpleConsumerGroup(), "simple consumer group: %s", d);
+        require(List.of("range", "cooperative-sticky").contains(d.partitionAssignor()), "assignor %s", d.partitionAssignor());
+        require(d.members().size() == 2, "%d members: %s", d.members().size(), d.members());
+        List<Integer> owned = new ArrayList<>();
+        for (MemberDescription m : d.members()) {
+            require(!m.consumerId().isEmpty() && !m.clientId().isEmpty(), "member %s", m);
+            List<Integer> ps = m.assignment().topicPartitions().stream()
+                    .filter(tp -> tp.topic().equals(groupTopic)).map(TopicPartition::partition).toList();
+            require(!ps.isEmpty(), "member %s owns nothing", m);
+            owned.addAll(ps);
+        }
+        owned.sort(Integer::compare);
+        require(owned.equals(List.of(0, 1, 2)), "assignments %s", owned);
+    }
+
+    void groupConsume() throws Exception {
+        require(members.size() == 2, "members did not join");
+        groupProduce(GROUP_N, "a");
+        waitFor(GROUP_N + " records", () -> members.stream().mapToInt(m -> m.records().size()).sum() >= GROUP_N);
+        Thread.sleep(500); // room for duplicates to show up
+        Map<String, String> seen = new HashMap<>();
+        Map<Integer, Set<String>> owners = new HashMap<>();
+        for (GroupMember m : members) {
+            Set<Integer> owned = m.assignment;
+            for (ConsumerRecord<byte[], byte[]> r : m.records()) {
+                String where = "p" + r.partition() + "@" + r.offset();
+                require(!seen.containsKey(where), "%s consumed twice (%s and %s)", where, seen.get(where), m.getName());
+                seen.put(where, m.getName());
+                require(owned.contains(r.partition()), "%s got %s but owns %s", m.getName(), where, owned);
+                owners.computeIfAbsent(r.partition(), k -> new java.util.HashSet<>()).add(m.getName());
+            }
+        }
+        require(seen.size() == GROUP_N, "consumed %d of %d", seen.size(), GROUP_N);
+        owners.forEach((p, o) -> require(o.size() == 1, "partition %d read by %s", p, o));
+    }
+
+    Map<Integer, Long> committedOffsets(Admin admin) throws Exception {
+        Map<TopicPartition, OffsetAndMetadata> offs =
+                admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        Map<Integer, Long> got = new TreeMap<>();
+        offs.forEach((tp, om) -> {
+            if (tp.topic().equals(groupTopic) && om != null) {
+                got.put(tp.partition(), om.offset());
+            }
+        });
+        return got;
+    }
+
+    Map<Integer, Long> expectedOffsets() {
+        Map<Integer, Long> want = new TreeMap<>();
+        groupSent.forEach((p, n) -> want.put(p, (long) n));
+        return want;
+    }
+
+    void groupOffsetsCommitted(Admin admin) throws Exception {
+        Map<Integer, Long> got = committedOffsets(admin);
+        require(got.equals(expectedOffsets()), "committed %s, expected %s", got, expectedOffsets());
+        ConsumerGroupDescription d = describeGroup(admin);
+        require(d.groupState() == GroupState.EMPTY && d.members().isEmpty(), "after close: state %s, %d members",
+                d.groupState(), d.members().size());
+    }
+
+    void groupResume() throws Exception {
+        Map<Integer, Integer> before = new TreeMap<>(groupSent);
+        groupProduce(GROUP_M, "b");
+        GroupMember m = new GroupMember("member3");
+        members = new ArrayList<>(List.of(m));
+        m.start();
+        waitFor(GROUP_M + " new records", () -> m.records().size() >= GROUP_M);
+        Thread.sleep(1000); // anything before the committed offsets would arrive with them
+        List<ConsumerRecord<byte[], byte[]>> recs = m.records();
+        require(m.assignment.equals(Set.of(0, 1, 2)), "member3 owns %s", m.assignment);
+        List<String> old = recs.stream().filter(r -> r.offset() < before.get(r.partition()))
+                .map(r -> "p" + r.partition() + "@" + r.offset()).limit(10).toList();
+        require(old.isEmpty(), "re-read records before the committed offsets: %s", old);
+        require(recs.size() == GROUP_M, "got %d records, expected %d", recs.size(), GROUP_M);
+    }
+
+    void groupDeleteNonEmpty(Admin admin) throws Exception {
+        require(!members.isEmpty(), "member3 not running");
+        try {
+            admin.deleteConsumerGroups(List.of(group)).all().get();
+            throw new AssertionError("deleting a group with a live member succeeded");
+        } catch (ExecutionException e) {
+            require(e.getCause() instanceof GroupNotEmptyException, "expected GroupNotEmptyException, got %s", e.getCause());
+        }
+    }
+
+    void groupDelete(Admin admin) throws Exception {
+        stopMembers();
+        Map<Integer, Long> got = committedOffsets(admin);
+        require(got.equals(expectedOffsets()), "committed %s, expected %s", got, expectedOffsets());
+        admin.deleteConsumerGroups(List.of(group)).all().get();
+        require(!listedGroups(admin).contains(group), "%s still listed after delete", group);
+        got = committedOffsets(admin);
+        require(got.isEmpty(), "offsets survive the delete: %s", got);
     }
 
     public static void main(String[] args) {
