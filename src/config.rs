@@ -2,8 +2,8 @@
 //!
 //! Every setting is declared once in [`BROKER_SETTINGS`] or [`TOPIC_SETTINGS`] (name, type, default,
 //! documentation). Values come, lowest precedence first, from the defaults, a TOML file
-//! (`--config`), and `--set key=value` (and the dedicated CLI flags, which are shorthands for
-//! `--set`). Unknown keys and unparsable values are rejected at start with a message naming the key,
+//! (`--config`), `SHARDLOG_*` environment variables ([`env_var_name`]), and `--set key=value`
+//! (and the dedicated CLI flags, which are shorthands for `--set`). Unknown keys and unparsable values are rejected at start with a message naming the key,
 //! because a typo silently ignored is a production incident later.
 //!
 //! Topic settings (`segment.bytes`, `retention.ms`, ...) take their defaults from the matching
@@ -45,7 +45,11 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "data.dir", kind: Kind::Str, default: "./data", doc: "Directory holding partition logs and the metadata log (Kafka: log.dirs, one directory)." },
     Setting { name: "listen", kind: Kind::Str, default: "127.0.0.1:9092", doc: "HOST:PORT the Kafka listener binds on every shard (SO_REUSEPORT)." },
     Setting { name: "advertise", kind: Kind::Str, default: "", doc: "HOST:PORT clients are told to connect to; empty means the listen address." },
-    Setting { name: "cores", kind: Kind::Int, default: "0", doc: "Number of shards (one pinned executor per core); 0 means every usable core." },
+    Setting { name: "metrics.listen", kind: Kind::Str, default: "127.0.0.1:9644", doc: "HOST:PORT of the Prometheus endpoint (`GET /metrics`, served by shard 0; see README, Metrics); empty disables it. A taken port is logged and the broker runs without it. Flag: `--metrics-listen`." },
+    Setting { name: "cores", kind: Kind::Int, default: "0", doc: "Number of shards (one pinned executor per core); 0 means every usable core, or every CPU of `cpuset` when set." },
+    Setting { name: "cpuset", kind: Kind::Str, default: "", doc: "CPUs for the shards as a Linux CPU list, e.g. `0,2-3`: shard i is pinned to the i-th listed CPU. Each must be in the process's affinity mask (else the start fails naming it). Empty: the usable CPUs in order." },
+    Setting { name: "pin.shards", kind: Kind::Bool, default: "true", doc: "Pin each shard's thread to its CPU. `false` leaves placement to the kernel scheduler (for comparison runs, see tuning/README.md)." },
+    Setting { name: "numa.membind", kind: Kind::Bool, default: "true", doc: "Each pinned shard prefers memory from its CPU's NUMA node (`set_mempolicy(MPOL_PREFERRED)` on the shard thread, best effort, logged). A no-op on one-node machines." },
     Setting { name: "spin.before.park.us", kind: Kind::Long, default: "0", doc: "Microseconds an idle shard spins before sleeping. Lowers wake-up latency, burns the core while idle." },
     Setting { name: "cluster.id", kind: Kind::Str, default: "", doc: "Cluster id reported to clients; generated and persisted in the data dir when empty." },
     Setting { name: "num.partitions", kind: Kind::Int, default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
@@ -72,6 +76,8 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "offsets.retention.check.interval.ms", kind: Kind::Long, default: "600000", doc: "How often each shard looks for expired committed offsets." },
     Setting { name: "offsets.topic.num.partitions", kind: Kind::Int, default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is created (fixed afterwards: group placement hashes over it)." },
     Setting { name: "offset.metadata.max.bytes", kind: Kind::Int, default: "4096", doc: "Largest metadata string an OffsetCommit may attach to an offset (OFFSET_METADATA_TOO_LARGE)." },
+    Setting { name: "log.format", kind: Kind::Choice(&["text", "json"]), default: "text", doc: "Broker log lines on stderr: `text` (human) or `json` (one object per line). Flag: `--log-format`." },
+    Setting { name: "log.level", kind: Kind::Str, default: "info", doc: "Log filter in RUST_LOG syntax, e.g. `info` or `shardlog::server=debug,info`. RUST_LOG wins unless this is given on the command line (`--log-level` / `--set`)." },
 ];
 
 /// Per-topic settings and the broker setting each one defaults to.
@@ -173,7 +179,45 @@ pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
 pub enum Source {
     Default,
     File,
+    /// A `SHARDLOG_*` environment variable (see [`env_var_name`]).
+    Environment,
     CommandLine,
+}
+
+impl Source {
+    /// How `shardlog config print` names the source.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::File => "file",
+            Source::Environment => "environment",
+            Source::CommandLine => "command line",
+        }
+    }
+}
+
+/// Prefix of environment variables that set broker settings.
+pub const ENV_PREFIX: &str = "SHARDLOG_";
+
+/// `SHARDLOG_*` variables that are not settings: read by the CLI, tests and tooling, ignored by
+/// the settings loader. Every other `SHARDLOG_*` variable must name a setting, or the start fails
+/// naming the variable (a typo in a unit file must not be silently ignored).
+pub const ENV_NOT_SETTINGS: &[&str] = &[
+    // The CLI's default broker address (`shardlog topic ...`).
+    "SHARDLOG_BOOTSTRAP",
+    // Test harness and soak tests.
+    "SHARDLOG_TEST_SEED",
+    "SHARDLOG_TEST_CHILD_CONSUMER",
+    "SHARDLOG_SOAK_SECS",
+];
+
+/// The environment variable of a setting: `SHARDLOG_` + the name upper-cased with dots as
+/// underscores (`log.retention.ms` → `SHARDLOG_LOG_RETENTION_MS`).
+pub fn env_var_name(setting: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        setting.to_ascii_uppercase().replace('.', "_")
+    )
 }
 
 /// A configuration error, always naming the key.
@@ -269,6 +313,37 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Applies `SHARDLOG_*` variables from `vars` (normally `std::env::vars()`): each must be a
+    /// setting's [`env_var_name`] or be listed in [`ENV_NOT_SETTINGS`]; others are an error naming
+    /// the variable. Variables without the prefix are ignored.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_SETTINGS.contains(&k.as_str()))
+            .collect();
+        vars.sort();
+        for (var, value) in vars {
+            let setting = BROKER_SETTINGS
+                .iter()
+                .find(|s| env_var_name(s.name) == var)
+                .ok_or_else(|| {
+                    err(
+                        &var,
+                        format!(
+                            "environment variable names no setting (settings map to SHARDLOG_ + the name upper-cased, dots as underscores; not settings: {})",
+                            ENV_NOT_SETTINGS.join(", ")
+                        ),
+                    )
+                })?;
+            let v = validate(&var, setting.kind, &value)?;
+            self.values.insert(setting.name, (v, Source::Environment));
+        }
+        Ok(())
+    }
+
     /// Applies `key=value` pairs from the command line.
     pub fn apply_sets(&mut self, pairs: &[String]) -> Result<(), ConfigError> {
         for pair in pairs {
@@ -282,8 +357,16 @@ impl BrokerConfig {
 
     /// Cross-field checks, run once everything is applied.
     pub fn check(&self) -> Result<(), ConfigError> {
-        self.listen()?;
+        // Port 0 would give every shard's SO_REUSEPORT listener a different random port.
+        if self.listen()?.port() == 0 {
+            return Err(err(
+                "listen",
+                "needs an explicit port (0 would bind each shard to a different port)",
+            ));
+        }
         self.advertised()?;
+        self.metrics_listen()?;
+        crate::runtime::numa::parse_cpuset(self.get("cpuset")).map_err(|e| err("cpuset", e))?;
         if self.int("message.max.bytes") <= 0 {
             return Err(err("message.max.bytes", "must be positive"));
         }
@@ -340,6 +423,19 @@ impl BrokerConfig {
                 ),
             )
         })
+    }
+
+    /// The Prometheus endpoint's address; `None` when `metrics.listen` is empty (disabled).
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.get("metrics.listen") {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| {
+                err(
+                    "metrics.listen",
+                    format!("`{text}` is not HOST:PORT with a numeric host (or empty to disable)"),
+                )
+            }),
+        }
     }
 
     /// The (host, port) advertised to clients.
@@ -525,5 +621,70 @@ mod tests {
         assert_eq!(lc.max_message_bytes, 1048588);
         assert!(validate_topic_configs([("cleanup.policy", Some("compact"))]).is_err());
         assert!(validate_topic_configs([("no.such", Some("1"))]).is_err());
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_var_names_are_upper_case_with_underscores() {
+        assert_eq!(
+            env_var_name("log.retention.ms"),
+            "SHARDLOG_LOG_RETENTION_MS"
+        );
+        assert_eq!(env_var_name("listen"), "SHARDLOG_LISTEN");
+        // Every setting has a distinct variable.
+        let mut names: Vec<String> = BROKER_SETTINGS
+            .iter()
+            .map(|s| env_var_name(s.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), BROKER_SETTINGS.len());
+        assert!(!names.iter().any(|n| ENV_NOT_SETTINGS.contains(&n.as_str())));
+    }
+
+    #[test]
+    fn precedence_is_default_file_env_command_line() {
+        let mut c = BrokerConfig::default();
+        c.apply_toml("\"log.retention.ms\" = 5\n\"num.partitions\" = 3\n\"node.id\" = 7\n")
+            .unwrap();
+        c.apply_env(vars(&[
+            ("SHARDLOG_LOG_RETENTION_MS", "1000"),
+            ("SHARDLOG_NUM_PARTITIONS", "4"),
+            ("SHARDLOG_BOOTSTRAP", "10.0.0.1:9092"),
+            ("SHARDLOG_TEST_SEED", "42"),
+            ("PATH", "/usr/bin"),
+        ]))
+        .unwrap();
+        c.apply_sets(&["num.partitions=6".into()]).unwrap();
+        assert_eq!(
+            (c.int("log.retention.ms"), c.source("log.retention.ms")),
+            (1000, Source::Environment)
+        );
+        assert_eq!(
+            (c.int("num.partitions"), c.source("num.partitions")),
+            (6, Source::CommandLine)
+        );
+        assert_eq!((c.int("node.id"), c.source("node.id")), (7, Source::File));
+        assert_eq!(c.source("listen"), Source::Default);
+    }
+
+    #[test]
+    fn unknown_or_bad_env_vars_are_rejected_by_variable_name() {
+        let mut c = BrokerConfig::default();
+        let e = c
+            .apply_env(vars(&[("SHARDLOG_LOG_RETENTON_MS", "1")]))
+            .unwrap_err();
+        assert_eq!(e.key, "SHARDLOG_LOG_RETENTON_MS");
+        let e = c
+            .apply_env(vars(&[("SHARDLOG_NUM_PARTITIONS", "many")]))
+            .unwrap_err();
+        assert_eq!(e.key, "SHARDLOG_NUM_PARTITIONS");
+        assert!(e.to_string().contains("SHARDLOG_NUM_PARTITIONS"), "{e}");
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use shardlog::config::{BrokerConfig, Source, BROKER_SETTINGS, TOPIC_SETTINGS};
+use shardlog::config::{BrokerConfig, BROKER_SETTINGS, TOPIC_SETTINGS};
 
 #[derive(Parser)]
 #[command(
@@ -28,8 +28,16 @@ enum Command {
     Topic(shardlog::cli::TopicCli),
     /// Consumer groups on any Kafka-compatible broker: list, describe, reset-offsets, delete.
     Group(shardlog::cli::GroupCli),
+    /// The cluster: id, controller, brokers, topic count.
+    Cluster(shardlog::cli::ClusterCli),
+    /// Produce stdin lines to a topic (one record per line).
+    Produce(shardlog::cli::ProduceCli),
+    /// Consume records from a topic to stdout.
+    Consume(shardlog::cli::ConsumeCli),
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// List every broker and topic setting with its default and meaning.
@@ -38,7 +46,8 @@ enum ConfigCommand {
         #[arg(long)]
         markdown: bool,
     },
-    /// Print the effective configuration (after --config and --set) with each value's source.
+    /// Print the effective configuration (defaults < --config < SHARDLOG_* env < --set) with each
+    /// value's source.
     Print(StartArgs),
 }
 
@@ -56,13 +65,27 @@ struct StartArgs {
     /// Number of shards (setting `cores`; 0 = every usable core).
     #[arg(long)]
     cores: Option<usize>,
+    /// CPUs for the shards, a Linux CPU list like `0,2-3`: shard i pinned to the i-th (setting
+    /// `cpuset`; `--cores` defaults to its size).
+    #[arg(long, value_name = "LIST")]
+    cpuset: Option<String>,
     /// Node id (setting `node.id`).
     #[arg(long)]
     node_id: Option<i32>,
+    /// Prometheus endpoint HOST:PORT, empty to disable (setting `metrics.listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
     /// TOML file of settings: a flat table of Kafka-style keys, e.g. `"num.partitions" = 3`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Any setting as key=value (repeatable); wins over --config.
+    /// Log line format (setting `log.format`).
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<String>,
+    /// Log filter in RUST_LOG syntax, e.g. `shardlog::server=debug,info` (setting `log.level`;
+    /// given here it wins over RUST_LOG).
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Any setting as key=value (repeatable); wins over SHARDLOG_* variables and --config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
 }
@@ -75,6 +98,9 @@ impl StartArgs {
                 .map_err(|e| format!("reading {}: {e}", path.display()))?;
             config.apply_toml(&text).map_err(|e| e.to_string())?;
         }
+        config
+            .apply_env(std::env::vars())
+            .map_err(|e| e.to_string())?;
         let mut sets = Vec::new();
         if let Some(d) = &self.data_dir {
             sets.push(format!("data.dir={}", d.display()));
@@ -88,8 +114,20 @@ impl StartArgs {
         if let Some(c) = self.cores {
             sets.push(format!("cores={c}"));
         }
+        if let Some(c) = &self.cpuset {
+            sets.push(format!("cpuset={c}"));
+        }
         if let Some(n) = self.node_id {
             sets.push(format!("node.id={n}"));
+        }
+        if let Some(m) = &self.metrics_listen {
+            sets.push(format!("metrics.listen={m}"));
+        }
+        if let Some(f) = &self.log_format {
+            sets.push(format!("log.format={f}"));
+        }
+        if let Some(l) = &self.log_level {
+            sets.push(format!("log.level={l}"));
         }
         sets.extend(self.sets.iter().cloned());
         config.apply_sets(&sets).map_err(|e| e.to_string())?;
@@ -98,15 +136,21 @@ impl StartArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Start(_)) {
+        // Client commands: RUST_LOG or `info`, text. (The broker's logging follows its config.)
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let filter = if filter.trim().is_empty() {
+            "info".into()
+        } else {
+            filter
+        };
+        let _ = shardlog::logging::init(shardlog::logging::LogFormat::Text, &filter);
+    }
     match cli.command {
+        Command::Cluster(c) => shardlog::cli::run_cluster(c),
+        Command::Produce(p) => shardlog::cli::run_produce(p),
+        Command::Consume(c) => shardlog::cli::run_consume(c),
         Command::Topic(t) => shardlog::cli::run_topic(t),
         Command::Group(g) => shardlog::cli::run_group(g),
         Command::Start(args) => {
@@ -117,6 +161,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = shardlog::logging::init_broker(&config) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             match shardlog::server::run_broker(config) {
                 Ok(0) => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
@@ -131,7 +179,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config(ConfigCommand::List { markdown: false }) => {
-            println!("Broker settings (use with --set KEY=VALUE or in the --config TOML file):");
+            println!("Broker settings (use with --set KEY=VALUE, in the --config TOML file, or as SHARDLOG_<KEY> variables: dots as underscores, upper case):");
             for s in BROKER_SETTINGS {
                 println!(
                     "  {:<34} default {:<12} {}",
@@ -151,12 +199,8 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Print(args)) => match args.resolve() {
             Ok(c) => {
                 for (k, v, src) in c.entries() {
-                    let src = match src {
-                        Source::Default => "default",
-                        Source::File => "file",
-                        Source::CommandLine => "command line",
-                    };
-                    println!("{k} = {v:?}  # {src}");
+                    let var = shardlog::config::env_var_name(k);
+                    println!("{k} = {v:?}  # {} (env {var})", src.label());
                 }
                 ExitCode::SUCCESS
             }

@@ -147,3 +147,48 @@ fn two_shard_startup_is_reliable_under_cpu_pressure() {
         );
     }
 }
+
+/// A broker whose log pipe was closed (its log reader died) must still stop on SIGTERM: a failed
+/// log write used to panic the signal thread before it could request shutdown.
+#[test]
+fn sigterm_stops_a_broker_whose_stderr_pipe_is_closed() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["start", "--cores", "1", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api_versions_probe(addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The log reader goes away: every later write to stderr fails with EPIPE.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // Generous: a clean stop syncs every log, which can take seconds on a loaded CI box; the
+    // bug this guards against hung forever.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("broker ignored SIGTERM with a closed stderr");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

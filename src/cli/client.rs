@@ -43,6 +43,12 @@ fn our_max(key: i16) -> i16 {
         Ok(ApiKey::OffsetFetch) => 8,
         Ok(ApiKey::OffsetCommit) => 8,
         Ok(ApiKey::DeleteGroups) => 2,
+        Ok(ApiKey::IncrementalAlterConfigs) => 1,
+        Ok(ApiKey::DescribeCluster) => 1,
+        // v9 is the first flexible version; later ones add nothing the CLI uses (v13 wants ids).
+        Ok(ApiKey::Produce) => 9,
+        // v13+ address topics by id.
+        Ok(ApiKey::Fetch) => 12,
         _ => 0,
     }
 }
@@ -147,6 +153,31 @@ impl Conn {
             )));
         }
         Ok(v)
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    fn send_only<R: Request>(&mut self, version: i16, req: &R) -> Result<()> {
+        let name = api_name(R::KEY);
+        let corr = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        header
+            .encode(&mut out, R::header_version(version))
+            .map_err(|e| CliError::other(format!("encoding {name} request header: {e}")))?;
+        req.encode(&mut out, version)
+            .map_err(|e| CliError::other(format!("encoding {name} v{version} request: {e}")))?;
+        let size = i32::try_from(out.len() - 4)
+            .map_err(|_| CliError::other(format!("{name} request too large")))?;
+        out[0..4].copy_from_slice(&size.to_be_bytes());
+        self.stream
+            .write_all(&out)
+            .map_err(|e| CliError::connect(format!("{}: sending {name}: {e}", self.addr)))
     }
 
     fn raw_call<R: Request>(&mut self, version: i16, req: &R) -> Result<R::Response> {
@@ -318,6 +349,18 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// Sends `build(version)` to `target` without waiting for an answer (acks=0 Produce).
+    pub fn send_only<R: Request>(
+        &mut self,
+        target: Target,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<()> {
+        let conn = self.conn(target)?;
+        let v = conn.version::<R>()?;
+        let req = build(v);
+        conn.send_only(v, &req)
     }
 
     /// Metadata for `topics` (`None` = all topics).

@@ -254,7 +254,7 @@ fn describe_group(client: &mut Client, group: &str) -> Result<(Target, Described
 
 /// Committed offsets of `group` (`topics` None = every topic the group committed for).
 /// Partitions without a committed offset are left out.
-fn fetch_offsets(
+pub(crate) fn fetch_offsets(
     client: &mut Client,
     group: &str,
     topics: Option<&BTreeMap<String, Vec<i32>>>,

@@ -6,15 +6,18 @@
 //!   and group coordinators).
 //! - [`error`]: errors with Kafka's error names, and their exit codes.
 //! - [`output`]: tables and JSON.
-//! - [`topic`], [`group`]: the commands.
+//! - [`topic`], [`group`], [`cluster`], [`produce`], [`consume`]: the commands.
 //!
 //! Exit codes: 0 success, 1 a broker error or an unreachable broker, 2 bad arguments (clap).
 
 pub mod client;
+pub mod cluster;
+pub mod consume;
 pub mod error;
 pub mod group;
 mod ops;
 pub mod output;
+pub mod produce;
 pub mod time;
 pub mod topic;
 
@@ -117,5 +120,67 @@ pub fn run_group(cli: GroupCli) -> ExitCode {
     finish((|| {
         let mut client = Client::connect(cli.conn.client_config())?;
         group::run(&mut client, cli.command, cli.conn.format)
+    })())
+}
+
+/// `shardlog cluster ...`
+#[derive(Args, Debug, Clone)]
+pub struct ClusterCli {
+    #[command(flatten)]
+    pub conn: ConnectOpts,
+    #[command(subcommand)]
+    pub command: cluster::ClusterCommand,
+}
+
+pub fn run_cluster(cli: ClusterCli) -> ExitCode {
+    finish((|| {
+        let mut client = Client::connect(cli.conn.client_config())?;
+        cluster::run(&mut client, cli.command, cli.conn.format)
+    })())
+}
+
+/// `shardlog produce TOPIC`
+#[derive(Args, Debug, Clone)]
+pub struct ProduceCli {
+    #[command(flatten)]
+    pub conn: ConnectOpts,
+    #[command(flatten)]
+    pub args: produce::ProduceArgs,
+}
+
+pub fn run_produce(cli: ProduceCli) -> ExitCode {
+    finish((|| {
+        let mut client = Client::connect(cli.conn.client_config())?;
+        produce::run(&mut client, cli.args, cli.conn.format)
+    })())
+}
+
+/// `shardlog consume TOPIC` (its `--format` has a `raw` choice, so it does not share
+/// [`ConnectOpts`]' format).
+#[derive(Args, Debug, Clone)]
+pub struct ConsumeCli {
+    /// Broker to connect to, HOST:PORT [env: SHARDLOG_BOOTSTRAP] [default: 127.0.0.1:9092].
+    #[arg(long, short = 'b', value_name = "HOST:PORT")]
+    pub bootstrap: Option<String>,
+    /// Seconds to wait for a TCP connection to a broker.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for each broker response.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub request_timeout: f64,
+    #[command(flatten)]
+    pub args: consume::ConsumeArgs,
+}
+
+pub fn run_consume(cli: ConsumeCli) -> ExitCode {
+    let conn = ConnectOpts {
+        bootstrap: cli.bootstrap,
+        format: Format::Human,
+        connect_timeout: cli.connect_timeout,
+        request_timeout: cli.request_timeout,
+    };
+    finish((|| {
+        let mut client = Client::connect(conn.client_config())?;
+        consume::run(&mut client, cli.args)
     })())
 }

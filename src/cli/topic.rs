@@ -1,4 +1,4 @@
-//! `shardlog topic ...`: create, list, describe, delete, add-partitions.
+//! `shardlog topic ...`: create, list, describe, delete, add-partitions, alter-config.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +7,12 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    TopicName,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
@@ -42,6 +45,24 @@ pub enum TopicCommand {
     },
     /// Increase a topic's partition count (Kafka cannot decrease it).
     AddPartitions(AddPartitionsArgs),
+    /// Change a topic's settings at run time (IncrementalAlterConfigs): --set, --delete.
+    AlterConfig(AlterConfigArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true).args(["set", "delete"])))]
+pub struct AlterConfigArgs {
+    /// Topic name.
+    pub topic: String,
+    /// Set a topic setting KEY=VALUE (repeatable), e.g. --set retention.ms=3600000.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Remove a topic override KEY, returning it to the broker default (repeatable).
+    #[arg(long, value_name = "KEY")]
+    pub delete: Vec<String>,
+    /// Ask the broker to validate only; nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +115,7 @@ pub fn run(client: &mut Client, cmd: TopicCommand, format: Format) -> Result<()>
         TopicCommand::Describe { topic } => describe(client, &topic, format),
         TopicCommand::Delete { topics } => delete(client, &topics, format),
         TopicCommand::AddPartitions(a) => add_partitions(client, a, format),
+        TopicCommand::AlterConfig(a) => alter_config(client, a, format),
     }
 }
 
@@ -519,6 +541,83 @@ fn add_partitions(client: &mut Client, a: AddPartitionsArgs, format: Format) -> 
                 "Topic {} now has {} partitions (was {}).",
                 out.topic, out.count, out.previous_count
             );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConfigAltered {
+    topic: String,
+    set: BTreeMap<String, String>,
+    deleted: Vec<String>,
+    dry_run: bool,
+}
+
+fn alter_config(client: &mut Client, a: AlterConfigArgs, format: Format) -> Result<()> {
+    let set: BTreeMap<String, String> = a.set.iter().cloned().collect();
+    if set.len() != a.set.len() || a.delete.iter().any(|k| set.contains_key(k)) {
+        return Err(CliError::other(
+            "each setting may be named once across --set and --delete",
+        ));
+    }
+    let mut ops: Vec<AlterableConfig> = a
+        .set
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(v.clone())))
+        })
+        .collect();
+    ops.extend(a.delete.iter().map(|k| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(k.clone()))
+            .with_config_operation(1)
+            .with_value(None)
+    }));
+    let target = client.controller()?;
+    let (_, resp) = client.call(target, |_| {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(a.dry_run)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(a.topic.clone()))
+                .with_configs(ops)])
+    })?;
+    for r in &resp.responses {
+        if r.error_code != 0 {
+            return Err(CliError::broker(
+                r.error_code,
+                &format!("alter config of topic {}", a.topic),
+                r.error_message.as_ref().map(|m| m.as_str()),
+            ));
+        }
+    }
+    let out = ConfigAltered {
+        topic: a.topic,
+        set,
+        deleted: a.delete,
+        dry_run: a.dry_run,
+    };
+    match format {
+        Format::Json => print_json(&out),
+        Format::Human => {
+            let verb = if out.dry_run {
+                "Would change"
+            } else {
+                "Changed"
+            };
+            println!("{verb} configuration of topic {}:", out.topic);
+            let mut t = Table::new(&["CONFIG", "NEW-VALUE"]);
+            for (k, v) in &out.set {
+                t.row(vec![k.clone(), v.clone()]);
+            }
+            for k in &out.deleted {
+                t.row(vec![k.clone(), "(default)".into()]);
+            }
+            t.print();
             Ok(())
         }
     }

@@ -42,6 +42,12 @@ pub enum MetadataRecord {
     DeleteTopic {
         name: String,
     },
+    /// Replaces a topic's overrides (IncrementalAlterConfigs / AlterConfigs): `configs` is the
+    /// complete new set of topic-level overrides, already validated.
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
     /// Producer ids below `end` may have been handed out (InitProducerId reserves in blocks, so
     /// a restart continues above every id ever issued).
     ProducerIdBlock {
@@ -118,6 +124,11 @@ impl MetadataImage {
                     .and_then(|t| t.partitions.get_mut(*partition))
                 {
                     *slot = *shard;
+                }
+            }
+            MetadataRecord::SetTopicConfigs { name, configs } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    t.configs = configs.clone();
                 }
             }
             MetadataRecord::ProducerIdBlock { end } => {

@@ -24,6 +24,9 @@ pub struct ShardSpec {
     /// Busy-poll this long before parking an idle executor (0 = off). See DESIGN.md: without it an
     /// idle executor wakes on the kernel tick; with it the core burns while idle.
     pub spin_before_park: Duration,
+    /// Each pinned shard prefers memory from its CPU's NUMA node (`numa.membind`, best effort;
+    /// see `runtime::numa`). Ignored for unpinned shards.
+    pub local_memory: bool,
 }
 
 /// This thread's shard id (0 outside a shard).
@@ -73,8 +76,15 @@ where
         }
         let main = main.clone();
         let mesh = mesh.clone();
+        let local_cpu = match spec.cpus.is_empty() || !spec.local_memory {
+            true => None,
+            false => Some(spec.cpus[id % spec.cpus.len()]),
+        };
         let handle = builder
             .spawn(move || async move {
+                if let Some(cpu) = local_cpu {
+                    super::numa::prefer_local_memory(id, cpu);
+                }
                 SHARD_ID.with(|c| c.set(id));
                 SHARD_COUNT.with(|c| c.set(shards));
                 if let Err(e) = mesh::join(mesh).await {

@@ -8,7 +8,7 @@
 //!
 //! Payloads are moved, not copied: record batches travel as `bytes::Bytes`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -30,6 +30,51 @@ const LINK_CAPACITY: usize = 1024;
 thread_local! {
     static PENDING: RefCell<Vec<ConnectedReceiver<Job>>> = const { RefCell::new(Vec::new()) };
     static SENDERS: RefCell<Option<Rc<Senders<Job>>>> = const { RefCell::new(None) };
+    static STATS: Cell<MeshStats> = const { Cell::new(MeshStats::ZERO) };
+}
+
+/// This shard's cross-shard traffic (plain thread-local counters, read by `metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeshStats {
+    /// Calls sent to other shards.
+    pub calls_sent: u64,
+    /// Calls sent to other shards whose result has not come back yet.
+    pub calls_in_flight: u64,
+    /// Jobs received from other shards.
+    pub jobs_received: u64,
+    /// Jobs from other shards running here now (spawned, not finished).
+    pub jobs_running: u64,
+}
+
+impl MeshStats {
+    const ZERO: MeshStats = MeshStats {
+        calls_sent: 0,
+        calls_in_flight: 0,
+        jobs_received: 0,
+        jobs_running: 0,
+    };
+}
+
+/// This shard's [`MeshStats`].
+pub fn mesh_stats() -> MeshStats {
+    STATS.try_with(Cell::get).unwrap_or_default()
+}
+
+fn update_stats(f: impl FnOnce(&mut MeshStats)) {
+    let _ = STATS.try_with(|c| {
+        let mut s = c.get();
+        f(&mut s);
+        c.set(s);
+    });
+}
+
+/// Decrements a gauge of [`MeshStats`] when dropped (a call's future may be dropped early).
+struct StatGuard(fn(&mut MeshStats));
+
+impl Drop for StatGuard {
+    fn drop(&mut self) {
+        update_stats(self.0);
+    }
 }
 
 pub(crate) fn new_mesh(shards: usize) -> MeshBuilder<Job, Full> {
@@ -54,7 +99,12 @@ pub fn start_receiving() {
             while let Some(job) = rx.recv().await {
                 // A panicking job drops its reply channel (the caller sees ShardGone) instead of
                 // killing this shard.
+                update_stats(|s| {
+                    s.jobs_received += 1;
+                    s.jobs_running += 1;
+                });
                 glommio::spawn_local(async move {
+                    let _running = StatGuard(|s| s.jobs_running -= 1);
                     if AssertUnwindSafe(job()).catch_unwind().await.is_err() {
                         tracing::error!("a cross-shard job panicked");
                     }
@@ -109,6 +159,11 @@ where
     });
     let senders = SENDERS.with(|s| s.borrow().clone());
     let senders = senders.ok_or(SubmitError::ShardGone(shard))?;
+    update_stats(|s| {
+        s.calls_sent += 1;
+        s.calls_in_flight += 1;
+    });
+    let _in_flight = StatGuard(|s| s.calls_in_flight -= 1);
     senders
         .send_to(shard, job)
         .await

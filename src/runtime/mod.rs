@@ -10,8 +10,9 @@ pub mod executor;
 pub mod file;
 pub mod mesh;
 pub mod net;
+pub mod numa;
 pub mod time;
 
 pub use executor::{launch_shards, shard_count, shard_id, spawn, ShardSpec};
-pub use mesh::{start_receiving, submit_to, SubmitError};
+pub use mesh::{mesh_stats, start_receiving, submit_to, MeshStats, SubmitError};
 pub use time::{monotonic_ms, now_ms, sleep};

@@ -20,6 +20,20 @@ impl Listener {
             .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("binding {addr}: {e}")))
     }
 
+    /// Binds `addr` *without* SO_REUSEPORT, so it fails if anything else listens there (for
+    /// single-listener endpoints such as metrics, where sharing a port would split traffic
+    /// between processes silently).
+    pub fn bind_exclusive(addr: SocketAddr) -> io::Result<Listener> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+        let fd = std_listener.into_raw_fd();
+        // SAFETY: `fd` is a bound, listening TCP socket whose ownership `into_raw_fd` released;
+        // the glommio listener takes it over and closes it on drop.
+        let inner = unsafe { TcpListener::from_raw_fd(fd) };
+        Ok(Listener { inner })
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner
             .local_addr()
@@ -51,6 +65,11 @@ impl Conn {
     /// Fills `buf` completely; `UnexpectedEof` if the peer closed first.
     pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.stream.read_exact(buf).await
+    }
+
+    /// Reads what is available (at least one byte unless the peer closed: then 0).
+    pub async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf).await
     }
 
     /// Writes every byte of each slice, in order.

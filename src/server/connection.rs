@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::dispatch::{dispatch, Outcome};
+use crate::metrics;
 use crate::runtime::net::Conn;
 use crate::shard;
 use crate::wire::frame::check_size;
@@ -22,6 +23,7 @@ pub async fn serve_connection(mut conn: Conn) {
         .int("socket.request.max.bytes")
         .max(0) as usize;
     let peer = conn.peer_addr();
+    let _counted = metrics::ConnectionGuard::new();
     loop {
         let mut prefix = [0u8; 4];
         if conn.read_exact(&mut prefix).await.is_err() {
@@ -34,14 +36,18 @@ pub async fn serve_connection(mut conn: Conn) {
         let Ok(frame) = read_body(&mut conn, len).await else {
             return;
         };
+        // Recorded when dropped: at the end of this iteration, or on any early return.
+        let mut timer = metrics::RequestTimer::start(&frame);
         match dispatch(frame).await {
             Outcome::Respond(bytes) => {
+                timer.sent(bytes.len());
                 if conn.write_all_vectored(&[&bytes]).await.is_err() {
                     return;
                 }
             }
             Outcome::NoResponse => {}
             Outcome::Close(why) => {
+                timer.failed();
                 tracing::info!("{peer:?}: closing connection: {why}");
                 return;
             }

@@ -108,6 +108,14 @@ async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
             let r = handlers::describe_configs::handle(decode(f)?);
             respond(f, &r)
         }
+        ApiKey::IncrementalAlterConfigs => {
+            let r = handlers::alter_configs::incremental(decode(f)?).await;
+            respond(f, &r)
+        }
+        ApiKey::AlterConfigs => {
+            let r = handlers::alter_configs::legacy(decode(f)?).await;
+            respond(f, &r)
+        }
         ApiKey::DescribeCluster => {
             let r = handlers::cluster::describe_cluster(decode(f)?);
             respond(f, &r)

@@ -67,27 +67,41 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                tracing::info!("signal {sig}: shutting down");
+                // Shutdown first: logging may fail (closed stderr) and must not stand in its way.
                 request_shutdown();
+                tracing::info!("signal {sig}: shutting down");
             }
         })?;
 
-    let cpus = runtime::executor::usable_cpus();
-    let cores = match config.int("cores") {
-        n if n > 0 => n as usize,
-        _ => cpus.len().max(1),
-    };
+    // Placement: `cpuset` / `cores` / `pin.shards` / `numa.membind` (see runtime::numa).
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let cpuset = runtime::numa::parse_cpuset(config.get("cpuset"))
+        .map_err(|e| invalid(format!("config `cpuset`: {e}")))?;
+    let (cores, cpus) = runtime::numa::plan_shards(
+        config.int("cores").max(0) as usize,
+        &cpuset,
+        &runtime::executor::usable_cpus(),
+    )
+    .map_err(invalid)?;
+    let pin = config.bool("pin.shards");
     let spin = Duration::from_micros(config.int("spin.before.park.us").max(0) as u64);
+    let placed: Vec<usize> = (0..cores)
+        .filter_map(|i| cpus.get(i % cpus.len().max(1)).copied())
+        .collect();
     tracing::info!(
-        "shardlog {} starting: {cores} shard(s) on cpus {:?}, data dir {}, listening on {listen}",
+        "shardlog {} starting: {cores} shard(s) {}, data dir {}, listening on {listen}",
         env!("CARGO_PKG_VERSION"),
-        &cpus[..cores.min(cpus.len())],
+        match pin {
+            true => format!("pinned to cpus {placed:?}"),
+            false => "unpinned (pin.shards=false)".to_string(),
+        },
         config.data_dir().display()
     );
     let spec = ShardSpec {
         shards: cores,
-        cpus,
+        cpus: if pin { cpus } else { Vec::new() },
         spin_before_park: spin,
+        local_memory: config.bool("numa.membind"),
     };
     launch_shards(spec, move |id| run_shard(id, config.clone()))?;
     Ok(EXIT_CODE.load(Ordering::SeqCst))
@@ -150,6 +164,9 @@ async fn run_shard(id: usize, config: BrokerConfig) {
             runtime::spawn(accept_loop(listener));
         }
         Err(e) => fail(format!("shard {id}: {e}")),
+    }
+    if id == 0 {
+        crate::metrics::endpoint::start_configured(&config);
     }
     runtime::spawn(retention_loop(
         config.int("log.retention.check.interval.ms").max(100) as u64,

@@ -103,7 +103,13 @@ pub async fn flush_due_partitions() {
 async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> AppendOutcome {
     let shard = current();
     let tp = (topic, partition);
+    let size = records.len() as u64;
+    crate::metrics::with(|m| {
+        m.produce_appends.inc();
+        m.produce_batch_size.record(size);
+    });
     let Some(log) = shard.log(&tp) else {
+        crate::metrics::with(|m| m.append_errors.inc());
         return AppendOutcome {
             error_code: unknown(),
             ..Default::default()
@@ -111,6 +117,13 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
     };
     let result = match log.append(records, now_ms()).await {
         Ok(info) => {
+            if !info.duplicate {
+                crate::metrics::with(|m| {
+                    m.produce_bytes.add(size);
+                    m.produce_records
+                        .add((info.last_offset - info.base_offset + 1).max(0) as u64);
+                });
+            }
             shard.waiters.notify(&tp);
             // acks=-1 waits for durability; otherwise `flush.messages` may still force a sync
             // (Kafka's flush knob: checked before answering, like Kafka's append path).
@@ -142,6 +155,7 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
             log_start_offset: info.log_start_offset,
         },
         Err(e) => {
+            crate::metrics::with(|m| m.append_errors.inc());
             log_storage_error(&e);
             AppendOutcome {
                 error_code: e.kafka_error_code(),
@@ -220,7 +234,9 @@ async fn read(
     max_bytes: usize,
     min_one: bool,
 ) -> ReadOutcome {
+    crate::metrics::with(|m| m.log_reads.inc());
     let Some(log) = current().log(&(topic, partition)) else {
+        crate::metrics::with(|m| m.read_errors.inc());
         return ReadOutcome {
             error_code: unknown(),
             high_watermark: -1,
@@ -236,13 +252,17 @@ async fn read(
         log.read(offset, max_bytes, min_one).await
     };
     match result {
-        Ok(records) => ReadOutcome {
-            error_code: 0,
-            high_watermark,
-            log_start_offset: log.log_start_offset(),
-            records,
-        },
+        Ok(records) => {
+            crate::metrics::with(|m| m.log_read_bytes.add(records.len() as u64));
+            ReadOutcome {
+                error_code: 0,
+                high_watermark,
+                log_start_offset: log.log_start_offset(),
+                records,
+            }
+        }
         Err(e) => {
+            crate::metrics::with(|m| m.read_errors.inc());
             log_storage_error(&e);
             ReadOutcome {
                 error_code: e.kafka_error_code(),

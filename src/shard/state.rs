@@ -126,6 +126,15 @@ impl Shard {
                 }
             }
         }
+        if let MetadataRecord::SetTopicConfigs { configs, .. } = record {
+            // Open logs pick the new settings up for their next append / roll / retention run.
+            let config = self.config.log_config(configs);
+            for tp in &after {
+                if let Some(log) = self.log(tp) {
+                    log.set_config(config.clone());
+                }
+            }
+        }
         for tp in after {
             if self.logs.borrow().contains_key(&tp) {
                 continue;
@@ -152,7 +161,8 @@ impl Shard {
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
             | MetadataRecord::MovePartition { name, .. }
-            | MetadataRecord::DeleteTopic { name } => name,
+            | MetadataRecord::DeleteTopic { name }
+            | MetadataRecord::SetTopicConfigs { name, .. } => name,
         };
         self.with_image(|img| {
             img.topic(name)

@@ -42,11 +42,21 @@ impl Waiters {
             let _ = tx.send(());
             return rx;
         }
+        crate::metrics::with(|m| m.fetch_waiters_registered.inc());
         let mut data = self.data.borrow_mut();
         let list = data.entry(tp).or_default();
         list.retain(|s| !s.is_canceled());
         list.push(tx);
         rx
+    }
+
+    /// Waiters registered and not yet fired or given up (metrics).
+    pub fn pending_waiters(&self) -> usize {
+        self.data
+            .borrow()
+            .values()
+            .map(|l| l.iter().filter(|s| !s.is_canceled()).count())
+            .sum()
     }
 
     /// Fires every waiter of `tp` (called after each successful append).
@@ -78,7 +88,10 @@ impl Waiters {
             return Ok(()); // the sync we queued behind covered us
         }
         self.syncs.set(self.syncs.get() + 1);
-        log.sync().await?;
+        let started = std::time::Instant::now();
+        let synced = log.sync().await;
+        crate::metrics::with(|m| m.sync_duration.record_since(started));
+        synced?;
         self.last_sync_ms
             .borrow_mut()
             .insert(tp.clone(), crate::runtime::monotonic_ms());

@@ -21,6 +21,8 @@ pub fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::DescribeCluster => (0, 1),
+        ApiKey::AlterConfigs => (0, 2),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::SaslHandshake => (0, 1),
         ApiKey::InitProducerId => (0, 5),
         // Consumer groups (classic protocol). OffsetCommit/OffsetFetch v10 address topics by id;

@@ -201,6 +201,9 @@ impl Broker {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--cores")
             .arg(self.opts.cores.to_string());
+        // Parallel test brokers must not compete for the default metrics port (9644); a test
+        // that scrapes sets `metrics.listen` to a free port, which wins (later --set).
+        cmd.arg("--set").arg("metrics.listen=");
         for (k, v) in &self.opts.sets {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }

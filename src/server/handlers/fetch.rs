@@ -79,6 +79,8 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
         }
     };
 
+    let returned: usize = outcomes.iter().map(|o| o.records.len()).sum();
+    crate::metrics::with(|m| m.fetch_bytes.add(returned as u64));
     let mut resp = FetchResponse::default();
     let mut outcomes = outcomes.into_iter();
     let mut wants = wants.into_iter().peekable();

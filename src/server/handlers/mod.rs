@@ -2,6 +2,7 @@
 //! they turn a typed request into a typed response, splitting per partition and routing each
 //! part to its owning shard through `shard::partition_ops` / `shard::controller`.
 
+pub mod alter_configs;
 pub mod cluster;
 pub mod describe_configs;
 pub mod fetch;
