@@ -310,43 +310,41 @@ async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOut
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset()),
         // Nothing is tiered: no offset has been uploaded.
         LATEST_TIERED_TIMESTAMP => found(-1),
-        MAX_TIMESTAMP => match log.max_timestamp_and_offset().await {
-            Ok(Some((ts, offset))) => OffsetOutcome {
-                error_code: 0,
-                offset,
-                timestamp: ts,
-            },
-            Ok(None) => found(-1),
-            Err(e) => {
-                log_storage_error(&e);
-                OffsetOutcome {
-                    error_code: e.kafka_error_code(),
-                    offset: -1,
-                    timestamp: -1,
-                }
-            }
-        },
+        MAX_TIMESTAMP => lookup_outcome(
+            log.max_timestamp_and_offset()
+                .await
+                .map(|r| r.map(|(ts, o)| (o, ts))),
+        ),
         ts if ts < 0 => OffsetOutcome {
             error_code: ResponseError::InvalidRequest.code(),
             offset: -1,
             timestamp: -1,
         },
-        ts => match log.offset_for_timestamp(ts).await {
-            Ok(Some((offset, ts))) => OffsetOutcome {
-                error_code: 0,
-                offset,
-                timestamp: ts,
-            },
-            Ok(None) => found(-1),
-            Err(e) => {
-                log_storage_error(&e);
-                OffsetOutcome {
-                    error_code: e.kafka_error_code(),
-                    offset: -1,
-                    timestamp: -1,
-                }
-            }
+        ts => lookup_outcome(log.offset_for_timestamp(ts).await),
+    }
+}
+
+/// The answer for a timestamp lookup that found `(offset, timestamp)`, nothing (-1), or failed.
+fn lookup_outcome(found: Result<Option<(i64, i64)>, LogError>) -> OffsetOutcome {
+    match found {
+        Ok(Some((offset, timestamp))) => OffsetOutcome {
+            error_code: 0,
+            offset,
+            timestamp,
         },
+        Ok(None) => OffsetOutcome {
+            error_code: 0,
+            offset: -1,
+            timestamp: -1,
+        },
+        Err(e) => {
+            log_storage_error(&e);
+            OffsetOutcome {
+                error_code: e.kafka_error_code(),
+                offset: -1,
+                timestamp: -1,
+            }
+        }
     }
 }
 
