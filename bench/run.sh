@@ -30,6 +30,9 @@
 #    ConsumerPerformance (kafka-consumer-perf-test) reading them back, on a fresh 8-partition
 #    topic (jars from bench/kafka-tools-pom/pom.xml into .kafka/tools-lib).
 #    (d) shardlog --cores 1: (a) again on a fresh broker; ratio --cores 2 / --cores 1.
+#    Both brokers run with group.initial.rebalance.delay.ms=0 (scripts/kafka.sh sets it for Kafka;
+#    shardlog gets it with --set), so ConsumerPerformance's group join is comparable. No other
+#    broker setting is changed from its default.
 # 3. Writes bench/results/<date>/ (a suffix when that exists): every run's JSON, all.csv,
 #    .hgrm latency distributions, the perf tools' output, ceilings, phases.csv (broker CPU
 #    seconds per phase, load average), and summary.md (bench/summarize.py).
@@ -115,16 +118,21 @@ CLK_TCK="$(getconf CLK_TCK)"
 cpu_secs() { # user+system CPU seconds of a pid (0 if gone)
     awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-echo "broker,phase,wall_s,broker_cpu_s,loadavg_1m_before,loadavg_1m_after" >"$OUT/phases.csv"
+machine_cpu() { # "busy idle steal" CPU seconds of the whole machine since boot (/proc/stat)
+    awk -v t="$CLK_TCK" '/^cpu / { tot = 0; for (i = 2; i <= NF; i++) tot += $i;
+        printf "%.2f %.2f %.2f", (tot - $5 - $6) / t, ($5 + $6) / t, $9 / t }' /proc/stat
+}
+echo "broker,phase,wall_s,broker_cpu_s,machine_busy_cpu_s,machine_idle_cpu_s,steal_cpu_s,loadavg_1m_before,loadavg_1m_after" >"$OUT/phases.csv"
 BROKER_NAME=""; BROKER_PID=""
-# phase NAME CMD...: runs CMD, records wall time and broker CPU seconds; never fails the script.
+# phase NAME CMD...: runs CMD, records wall time, the broker's CPU seconds and the whole machine's
+# (busy - broker = load generator + everything else on the machine); never fails the script.
 phase() {
     local name=$1; shift
-    local c0 w0 l0 rc=0
-    c0="$(cpu_secs "$BROKER_PID")"; w0=$SECONDS; l0="$(cut -d' ' -f1 /proc/loadavg)"
+    local c0 m0 w0 l0 rc=0
+    c0="$(cpu_secs "$BROKER_PID")"; m0="$(machine_cpu)"; w0=$SECONDS; l0="$(cut -d' ' -f1 /proc/loadavg)"
     "$@" || rc=$?
     ((rc == 0)) || { log "$BROKER_NAME $name exited with $rc"; echo "$BROKER_NAME,$name,$rc" >>"$OUT/failures.csv"; }
-    echo "$BROKER_NAME,$name,$((SECONDS - w0)),$(awk -v a="$c0" -v b="$(cpu_secs "$BROKER_PID")" 'BEGIN {printf "%.2f", b - a}'),$l0,$(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/phases.csv"
+    echo "$BROKER_NAME,$name,$((SECONDS - w0)),$(awk -v a="$c0" -v b="$(cpu_secs "$BROKER_PID")" 'BEGIN {printf "%.2f", b - a}'),$(awk -v a="$m0" -v b="$(machine_cpu)" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.2f,%.2f,%.2f", y[1] - x[1], y[2] - x[2], y[3] - x[3]}'),$l0,$(cut -d' ' -f1 /proc/loadavg)" >>"$OUT/phases.csv"
     return 0
 }
 
@@ -291,7 +299,7 @@ start_shardlog() { # start_shardlog NAME CORES
     PORT="$(pick_port)"
     rm -rf "$WORK/data-$1"
     NO_COLOR=1 "$SL" start --cores "$2" --data-dir "$WORK/data-$1" --listen "127.0.0.1:$PORT" \
-        --metrics-listen "" >"$WORK/$1.log" 2>&1 &
+        --metrics-listen "" --set group.initial.rebalance.delay.ms=0 >"$WORK/$1.log" 2>&1 &
     SL_PID=$!
     BROKER_PID=$SL_PID
     local deadline=$((SECONDS + 30))

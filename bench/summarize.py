@@ -333,13 +333,22 @@ except OSError:
 if phases:
     w("## Broker CPU per phase")
     w("")
-    w("CPU seconds (user+system) the broker process used during each phase (from /proc/PID/stat), "
-      "wall seconds including tool start-up, and the 1-minute load average before/after the phase.")
+    w("Per phase: wall seconds (tool start-up included), CPU seconds (user+system) of the broker "
+      "process (/proc/PID/stat) and of the whole machine (/proc/stat); *rest* = machine busy − broker "
+      "= the load generator (or Kafka's Java tools) plus everything else on the machine; *idle* = idle + "
+      "iowait CPU seconds; *steal* = taken by the hypervisor; and the 1-minute load average before/after "
+      "(which includes this run's own broker and load generator).")
     w("")
-    w("| broker | phase | wall s | broker CPU s | load before | load after |")
-    w("|---|---|---:|---:|---:|---:|")
+    w("| broker | phase | wall s | broker CPU s | rest CPU s | idle CPU s | steal s | load before | load after |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for p in phases:
-        w(f"| {p['broker']} | {p['phase']} | {p['wall_s']} | {p['broker_cpu_s']} | {p['loadavg_1m_before']} | {p['loadavg_1m_after']} |")
+        try:
+            rest = f"{float(p['machine_busy_cpu_s']) - float(p['broker_cpu_s']):.2f}"
+        except (KeyError, ValueError, TypeError):
+            rest = "n/a"
+        w(f"| {p['broker']} | {p['phase']} | {p['wall_s']} | {p['broker_cpu_s']} | {rest} | "
+          f"{p.get('machine_idle_cpu_s', 'n/a')} | {p.get('steal_cpu_s', 'n/a')} | "
+          f"{p['loadavg_1m_before']} | {p['loadavg_1m_after']} |")
     w("")
 fails = read("failures.csv")
 if fails:

@@ -391,7 +391,7 @@ fn parse_records(body: &[u8], base_offset: i64, out: &mut Vec<RawRecord>) {
             return;
         };
         out.push(RawRecord {
-            offset: base_offset + delta,
+            offset: base_offset.saturating_add(delta),
             key,
             value,
         });

@@ -118,6 +118,10 @@ pub struct PartitionLog {
     leader_epoch: Cell<Option<i32>>,
     serial: SerialLock,
     closed: Cell<bool>,
+    /// Set when an fdatasync failed. Linux may drop the failed pages and report the next sync as
+    /// successful ("fsyncgate"), so a retry could acknowledge data that is not on disk: from then
+    /// on the log refuses appends and syncs until a restart re-runs recovery.
+    failed: Cell<bool>,
     dir_dirty: Cell<bool>,
     producers: RefCell<ProducerStateManager>,
 }
@@ -131,6 +135,13 @@ fn wall_clock_ms() -> i64 {
 
 /// fsync a directory so that created/removed entries survive a crash. Blocking `std::fs`:
 /// glommio has no directory fsync, and this happens only after a roll or at open/close.
+/// The error of a log that stopped after a failed fdatasync (KAFKA_STORAGE_ERROR).
+fn failed_error() -> LogError {
+    LogError::Io(std::io::Error::other(
+        "an earlier fdatasync of this log failed; restart the broker to recover it",
+    ))
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -206,6 +217,7 @@ impl PartitionLog {
             leader_epoch: Cell::new(None),
             serial: SerialLock::new(),
             closed: Cell::new(false),
+            failed: Cell::new(false),
             dir_dirty: Cell::new(dir_dirty),
             producers: RefCell::new(loaded.state),
         })
@@ -294,6 +306,9 @@ impl PartitionLog {
     pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);
+        }
+        if self.failed.get() {
+            return Err(failed_error());
         }
         let cfg = self.config.borrow().clone();
         // Validate before taking the lock: CRC work does not hold up other appends' I/O.
@@ -613,6 +628,17 @@ impl PartitionLog {
     /// after a roll. Many producers may share one call (group commit): every offset below the
     /// LEO seen at the start is durable when it returns, and `flushed_offset` says so.
     pub async fn sync(&self) -> Result<(), LogError> {
+        if self.failed.get() {
+            return Err(failed_error());
+        }
+        let result = self.sync_segments().await;
+        if result.is_err() {
+            self.failed.set(true);
+        }
+        result
+    }
+
+    async fn sync_segments(&self) -> Result<(), LogError> {
         let target = self.log_end_offset.get();
         let segs: Vec<Rc<Segment>> = self
             .segments

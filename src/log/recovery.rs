@@ -274,6 +274,19 @@ pub(crate) async fn recover(
         );
 
         if let Some(next_base) = bases.get(i + 1) {
+            // A segment that ends short of the next one's base lost its tail (e.g. power loss
+            // kept the next segment's creation but not these bytes). Offsets in the gap are gone:
+            // treat it as a truncation, so later segments (and producer snapshots past the new
+            // end, which would answer retries of lost batches as duplicates) are dropped.
+            if truncated_at.is_none() && seg.next_offset() != *next_base {
+                tracing::warn!(
+                    segment = base,
+                    next_offset = seg.next_offset(),
+                    next_segment = next_base,
+                    "segment ends before the next segment's base: dropping later segments"
+                );
+                truncated_at = Some(size);
+            }
             if truncated_at.is_some() {
                 // Offsets after the truncation point are gone; later segments would leave a
                 // hole, so they go too (Kafka does the same).
@@ -290,14 +303,6 @@ pub(crate) async fn recover(
                 }
                 out.push(seg);
                 break;
-            }
-            if seg.next_offset() != *next_base {
-                tracing::warn!(
-                    segment = base,
-                    next_offset = seg.next_offset(),
-                    next_segment = next_base,
-                    "segment offsets do not meet the next segment's base"
-                );
             }
         }
         out.push(seg);

@@ -70,12 +70,26 @@ impl MetadataStore {
             serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
             buf.push(b'\n');
         }
-        self.file
+        // On any failure, cut the file back to where it was: a torn line left behind would end
+        // replay there and silently drop every record appended after it.
+        let before = self
+            .file
+            .metadata()
+            .map_err(|e| with_path(e, "reading size of", &self.path))?
+            .len();
+        let written = self
+            .file
             .write_all(&buf)
-            .map_err(|e| with_path(e, "writing", &self.path))?;
-        self.file
-            .sync_data()
-            .map_err(|e| with_path(e, "syncing", &self.path))
+            .map_err(|e| with_path(e, "writing", &self.path))
+            .and_then(|()| {
+                self.file
+                    .sync_data()
+                    .map_err(|e| with_path(e, "syncing", &self.path))
+            });
+        if written.is_err() {
+            let _ = self.file.set_len(before);
+        }
+        written
     }
 }
 

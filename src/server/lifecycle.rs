@@ -35,6 +35,21 @@ fn fail(msg: String) {
     request_shutdown();
 }
 
+/// Every partition keeps three files open per segment; the usual soft limit of 1024 descriptors
+/// runs out at a few hundred partitions. Raise the soft limit to the hard limit, as Kafka's
+/// packaging does with `ulimit -n` (best effort: an unprivileged process may keep what it has).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!("open-file limit raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("could not raise the open-file limit from {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the open-file limit: {e}"),
+    }
+}
+
 /// Runs the broker until SIGINT/SIGTERM; returns the process exit code.
 pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
     let listen = config
@@ -57,6 +72,7 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         ));
     }
 
+    raise_fd_limit();
     // A plain thread waits for the signal and raises the flag every shard polls: signal handlers
     // must not touch executor state.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -156,6 +156,11 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
     }
     let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
     let shards = place(&mut counts, partitions as usize);
+    // A directory left by an earlier topic of this name (deleted, but the broker died before its
+    // shards removed the files) must not become the new topic's log.
+    if let Err(e) = remove_leftover_dirs(&shard.config.data_dir(), &name, partitions) {
+        return TopicOutcome::error(&name, ResponseError::KafkaStorageError, e);
+    }
     let topic = TopicMeta {
         name: name.clone(),
         id,
@@ -166,6 +171,26 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
         Ok(()) => ok,
         Err(e) => TopicOutcome::error(&name, ResponseError::KafkaStorageError, e),
     }
+}
+
+/// Removes `<data>/<topic>-<p>` directories for a topic that does not exist (yet).
+fn remove_leftover_dirs(
+    data_dir: &std::path::Path,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), String> {
+    for p in 0..partitions {
+        let dir = data_dir.join(format!("{topic}-{p}"));
+        if dir.exists() {
+            tracing::warn!(
+                "removing leftover data of a deleted topic: {}",
+                dir.display()
+            );
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Which topic to delete.
@@ -185,6 +210,14 @@ pub async fn delete_topics(targets: Vec<DeleteTarget>) -> Vec<TopicOutcome> {
             DeleteTarget::Id(id) => i.topic_by_id(id).map(|t| (t.name.clone(), t.id)),
         });
         let outcome = match (found, &target) {
+            (Some((name, id)), _) if name == crate::group::OFFSETS_TOPIC => TopicOutcome {
+                id,
+                ..TopicOutcome::error(
+                    &name,
+                    ResponseError::InvalidTopicException,
+                    "cannot delete an internal topic",
+                )
+            },
             (Some((name, id)), _) => {
                 match commit(MetadataRecord::DeleteTopic { name: name.clone() }).await {
                     Ok(()) => TopicOutcome {
@@ -226,6 +259,15 @@ pub async fn create_partitions(
 ) -> TopicOutcome {
     let shard = current();
     let node_id = shard.config.node_id();
+    if name == crate::group::OFFSETS_TOPIC {
+        // Group placement hashes over this topic's partition count: growing it would move
+        // every group away from its committed offsets.
+        return TopicOutcome::error(
+            &name,
+            ResponseError::InvalidTopicException,
+            "cannot add partitions to an internal topic",
+        );
+    }
     let Some(existing) = shard.with_image(|i| i.topic(&name).map(|t| t.partitions.len() as i32))
     else {
         return TopicOutcome::error(

@@ -45,7 +45,11 @@ impl Waiters {
         crate::metrics::with(|m| m.fetch_waiters_registered.inc());
         let mut data = self.data.borrow_mut();
         let list = data.entry(tp).or_default();
-        list.retain(|s| !s.is_canceled());
+        // Prune given-up waiters only when the list has doubled since the last prune: pruning on
+        // every registration made a fetch naming one partition N times cost O(N^2) here.
+        if list.len() >= 16 && list.len().is_power_of_two() {
+            list.retain(|s| !s.is_canceled());
+        }
         list.push(tx);
         rx
     }

@@ -13,6 +13,9 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use crate::shard::partition_ops::{read_on_owner, wait_for_data_on_owner, ReadOutcome};
 use crate::shard::{self};
 
+/// Kafka's default broker `fetch.max.bytes`: the most one fetch response may hold.
+const FETCH_MAX_BYTES: usize = 57_671_680;
+
 /// One requested partition, resolved.
 struct Want {
     topic_index: usize,
@@ -43,7 +46,9 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
             });
         }
     }
-    let response_max = req.max_bytes.max(0) as usize;
+    // Kafka caps a fetch response with the broker's `fetch.max.bytes` (55 MiB by default), so a
+    // client asking for i32::MAX cannot make us buffer gigabytes.
+    let response_max = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let min_bytes = req.min_bytes.max(0) as usize;
     let timer = shard.timer.clone();
     let deadline = timer.now_ms() + req.max_wait_ms.max(0) as u64;
@@ -107,41 +112,37 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
     resp
 }
 
-/// Reads every wanted partition concurrently, then trims to the response limit in request order:
-/// the first non-empty partition is always kept whole (KIP-74) so a consumer can make progress
-/// past a batch larger than its limits; later ones are dropped once the limit is reached.
+/// Reads the wanted partitions in request order with a running byte budget, as Kafka does: each
+/// read may use at most `min(partition_max_bytes, what is left of max_bytes)`, and only the first
+/// non-empty partition may exceed it with one whole batch (KIP-74) so a consumer always makes
+/// progress. Reading in order bounds the memory one fetch can hold to about `max_bytes` plus one
+/// batch, however many partitions (or repeats of one partition) the request names.
 async fn read_all(
     topics: &[(TopicName, uuid::Uuid, Option<String>)],
     wants: &[Want],
     response_max: usize,
 ) -> Vec<ReadOutcome> {
-    let calls = wants.iter().map(|w| {
-        let name = topics[w.topic_index].2.clone();
-        let (partition, offset, max) =
-            (w.partition, w.offset, w.max_bytes.min(response_max.max(1)));
-        async move {
-            match name {
-                Some(name) => read_on_owner(name, partition, offset, max, true).await,
-                None => ReadOutcome {
-                    error_code: ResponseError::UnknownTopicId.code(),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: Default::default(),
-                },
-            }
-        }
-    });
-    let mut outcomes = join_all(calls).await;
+    let mut outcomes = Vec::with_capacity(wants.len());
     let mut used = 0usize;
-    for o in outcomes.iter_mut() {
-        if o.records.is_empty() {
-            continue;
-        }
-        if used > 0 && used + o.records.len() > response_max {
-            o.records = Default::default();
-            continue;
-        }
-        used += o.records.len();
+    for w in wants {
+        let left = response_max.saturating_sub(used);
+        let outcome = match &topics[w.topic_index].2 {
+            Some(name) if left > 0 || used == 0 => {
+                let max = w.max_bytes.min(left.max(1));
+                read_on_owner(name.clone(), w.partition, w.offset, max, used == 0).await
+            }
+            // Budget spent: later partitions get no data this round (their metadata still
+            // matters to the client, so report offsets without reading).
+            Some(name) => read_on_owner(name.clone(), w.partition, w.offset, 0, false).await,
+            None => ReadOutcome {
+                error_code: ResponseError::UnknownTopicId.code(),
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: Default::default(),
+            },
+        };
+        used = used.saturating_add(outcome.records.len());
+        outcomes.push(outcome);
     }
     outcomes
 }

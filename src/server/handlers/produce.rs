@@ -33,6 +33,15 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> Option<ProduceRespons
         for p in topic.partition_data {
             parts.push(p.index);
             let name = name.clone();
+            // Only the group coordinator writes the internal offsets topic (Kafka refuses client
+            // appends to internal topics the same way): forged records would corrupt groups.
+            let refuse = match name == crate::group::OFFSETS_TOPIC {
+                true => Some((
+                    ResponseError::InvalidTopicException,
+                    "cannot produce to an internal topic",
+                )),
+                false => refuse,
+            };
             calls.push(async move {
                 if let Some((e, msg)) = refuse {
                     return AppendOutcome {
