@@ -664,8 +664,10 @@ impl TestProducer {
             .set("linger.ms", "5")
             .set("enable.idempotence", "false")
             .set("queue.buffering.max.messages", "200000")
-            .set("message.timeout.ms", "30000")
-            .set("request.timeout.ms", "15000")
+            // Generous: on a loaded 2-core CI box an acks=all request waits for fdatasyncs that
+            // can take seconds; with retries off, a timeout would be a spurious failure.
+            .set("message.timeout.ms", "120000")
+            .set("request.timeout.ms", "60000")
             .set("retries", "0");
         for (k, v) in extra {
             c.set(*k, *v);
