@@ -122,6 +122,10 @@ pub struct PartitionLog {
     /// successful ("fsyncgate"), so a retry could acknowledge data that is not on disk: from then
     /// on the log refuses appends and syncs until a restart re-runs recovery.
     failed: Cell<bool>,
+    /// One sync at a time. A sync clears each segment's dirty flag before its fdatasync
+    /// completes, so a second, concurrent sync (e.g. `close` writing the clean-shutdown marker)
+    /// would otherwise see nothing dirty and finish while the data is not yet on disk.
+    sync_lock: SerialLock,
     dir_dirty: Cell<bool>,
     producers: RefCell<ProducerStateManager>,
 }
@@ -218,6 +222,7 @@ impl PartitionLog {
             serial: SerialLock::new(),
             closed: Cell::new(false),
             failed: Cell::new(false),
+            sync_lock: SerialLock::new(),
             dir_dirty: Cell::new(dir_dirty),
             producers: RefCell::new(loaded.state),
         })
@@ -628,6 +633,10 @@ impl PartitionLog {
     /// after a roll. Many producers may share one call (group commit): every offset below the
     /// LEO seen at the start is durable when it returns, and `flushed_offset` says so.
     pub async fn sync(&self) -> Result<(), LogError> {
+        if self.failed.get() {
+            return Err(failed_error());
+        }
+        let _one_at_a_time = self.sync_lock.lock().await?;
         if self.failed.get() {
             return Err(failed_error());
         }
