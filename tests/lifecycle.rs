@@ -192,3 +192,56 @@ fn sigterm_stops_a_broker_whose_stderr_pipe_is_closed() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A partition whose files cannot be opened goes offline (KAFKA_STORAGE_ERROR) instead of
+/// stopping the broker from starting; the other partitions keep working.
+#[test]
+fn unopenable_partition_goes_offline_and_the_broker_still_starts() {
+    let mut broker = Broker::start(BrokerOpts::default().cores(2));
+    broker.create_topic("damaged", 2, &[]);
+    let mut p = broker.producer();
+    for part in 0..2 {
+        p.send("damaged", Some(part), None, b"before", None);
+    }
+    assert!(p
+        .flush(Duration::from_secs(30))
+        .iter()
+        .all(|d| d.error.is_none()));
+    drop(p);
+    broker.stop();
+    // Replace partition 1's log file with a directory: opening it fails (EISDIR), even as root.
+    let log = broker
+        .data_dir()
+        .join("damaged-1")
+        .join("00000000000000000000.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    broker.restart();
+    broker.assert_running();
+
+    let mut p = broker.producer();
+    p.send("damaged", Some(0), None, b"after", None);
+    p.send("damaged", Some(1), None, b"after", None);
+    let reports = p.flush(Duration::from_secs(30));
+    let by_partition = |part| {
+        reports
+            .iter()
+            .find(|d| d.partition == part)
+            .map(|d| d.error.clone())
+    };
+    assert_eq!(
+        by_partition(0),
+        Some(None),
+        "healthy partition: {reports:?}"
+    );
+    let err = by_partition(1)
+        .flatten()
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_default();
+    assert!(
+        err.contains("KafkaStorageError") || err.contains("Storage"),
+        "offline partition answered {err:?}"
+    );
+    broker.assert_running();
+    assert!(broker.log().contains("is offline"), "{}", broker.log());
+}

@@ -55,6 +55,15 @@ fn unknown() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
 }
 
+/// The error for a partition whose log this (owning) shard does not have: offline after a failed
+/// open (KAFKA_STORAGE_ERROR, retriable) or gone (UNKNOWN_TOPIC_OR_PARTITION).
+fn missing_log(topic: &str, partition: i32) -> i16 {
+    match current().is_offline(&(topic.to_string(), partition)) {
+        true => ResponseError::KafkaStorageError.code(),
+        false => unknown(),
+    }
+}
+
 /// Appends `records` to (topic, partition) on its owner. With `acks = -1` the answer waits until
 /// the data is fdatasync-ed.
 pub async fn append_on_owner(
@@ -111,7 +120,7 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
     let Some(log) = shard.log(&tp) else {
         crate::metrics::with(|m| m.append_errors.inc());
         return AppendOutcome {
-            error_code: unknown(),
+            error_code: missing_log(&tp.0, tp.1),
             ..Default::default()
         };
     };
@@ -235,10 +244,10 @@ async fn read(
     min_one: bool,
 ) -> ReadOutcome {
     crate::metrics::with(|m| m.log_reads.inc());
-    let Some(log) = current().log(&(topic, partition)) else {
+    let Some(log) = current().log(&(topic.clone(), partition)) else {
         crate::metrics::with(|m| m.read_errors.inc());
         return ReadOutcome {
-            error_code: unknown(),
+            error_code: missing_log(&topic, partition),
             high_watermark: -1,
             log_start_offset: -1,
             records: Bytes::new(),
@@ -293,9 +302,9 @@ pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64)
 }
 
 async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
-    let Some(log) = current().log(&(topic, partition)) else {
+    let Some(log) = current().log(&(topic.clone(), partition)) else {
         return OffsetOutcome {
-            error_code: unknown(),
+            error_code: missing_log(&topic, partition),
             offset: -1,
             timestamp: -1,
         };

@@ -21,6 +21,8 @@ pub struct Shard {
     pub config: BrokerConfig,
     image: RefCell<MetadataImage>,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    /// Partitions this shard owns whose logs failed to open (KAFKA_STORAGE_ERROR until restart).
+    offline: RefCell<std::collections::HashSet<TopicPartition>>,
     /// The metadata log; present on shard 0 only, which owns metadata.
     pub(crate) store: RefCell<Option<MetadataStore>>,
     /// Fetches waiting for appends, and the per-partition group-commit gates.
@@ -62,6 +64,7 @@ impl Shard {
             config,
             image: RefCell::new(MetadataImage::default()),
             logs: RefCell::new(HashMap::new()),
+            offline: RefCell::new(Default::default()),
             store: RefCell::new(store),
             waiters: Waiters::default(),
             timer: Timer::new(1, 512),
@@ -106,22 +109,27 @@ impl Shard {
     /// Applies a metadata record here: updates the image and opens or removes the logs of the
     /// partitions this shard owns.
     pub async fn apply(&self, record: &MetadataRecord) -> Result<(), LogError> {
+        // Best effort per partition: one partition whose files cannot be opened or removed must
+        // not stop the others, nor (at startup) the whole broker. It is marked offline and
+        // answers KAFKA_STORAGE_ERROR until a restart opens it.
         let before: Vec<TopicPartition> = self.owned_partitions(record);
         self.image.borrow_mut().apply(record);
         let after: Vec<TopicPartition> = self.owned_partitions(record);
         for tp in &before {
             if !after.contains(tp) {
                 let removed = self.logs.borrow_mut().remove(tp);
+                self.offline.borrow_mut().remove(tp);
                 self.waiters.remove(tp);
                 if let Some(log) = removed {
-                    match record {
-                        MetadataRecord::DeleteTopic { .. } => {
-                            // Other tasks may still hold the Rc briefly (an in-flight fetch);
-                            // deleting the directory under them makes their reads fail cleanly.
-                            log.close().await?;
-                            remove_dir(&self.partition_dir(&tp.0, tp.1))?;
-                        }
-                        _ => log.close().await?,
+                    if let Err(e) = log.close().await {
+                        tracing::error!("closing {}-{}: {e}", tp.0, tp.1);
+                    }
+                }
+                if let MetadataRecord::DeleteTopic { .. } = record {
+                    // Other tasks may still hold the log briefly (an in-flight fetch); deleting
+                    // the directory under them makes their reads fail cleanly.
+                    if let Err(e) = remove_dir(&self.partition_dir(&tp.0, tp.1)) {
+                        tracing::error!("removing {}-{}: {e}", tp.0, tp.1);
                     }
                 }
             }
@@ -142,14 +150,32 @@ impl Shard {
             let overrides = self
                 .with_image(|i| i.topic(&tp.0).map(|t| t.configs.clone()))
                 .unwrap_or_default();
-            let log = PartitionLog::open(
+            match PartitionLog::open(
                 &self.partition_dir(&tp.0, tp.1),
                 self.config.log_config(&overrides),
             )
-            .await?;
-            self.logs.borrow_mut().insert(tp, Rc::new(log));
+            .await
+            {
+                Ok(log) => {
+                    self.offline.borrow_mut().remove(&tp);
+                    self.logs.borrow_mut().insert(tp, Rc::new(log));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "partition {}-{} is offline: opening its log failed: {e}",
+                        tp.0,
+                        tp.1
+                    );
+                    self.offline.borrow_mut().insert(tp);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// True if this shard owns `tp` but could not open its log.
+    pub fn is_offline(&self, tp: &TopicPartition) -> bool {
+        self.offline.borrow().contains(tp)
     }
 
     /// The partitions of the topic a record names that this shard owns right now.
