@@ -56,6 +56,7 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "auto.create.topics.enable", kind: Kind::Bool, default: "true", doc: "Create a topic when a Metadata request names one that does not exist and allows auto-creation." },
     Setting { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics (a single node supports 1)." },
     Setting { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch the broker accepts (topic override: max.message.bytes)." },
+    Setting { name: "connections.max.idle.ms", kind: Kind::Long, default: "600000", doc: "Close a connection that sent no request (or did not finish sending one) for this long." },
     Setting { name: "socket.request.max.bytes", kind: Kind::Int, default: "104857600", doc: "Largest request frame; a larger size prefix closes the connection before the body is read." },
     Setting { name: "log.segment.bytes", kind: Kind::Int, default: "1073741824", doc: "Roll to a new segment when the active one reaches this size (topic: segment.bytes)." },
     Setting { name: "log.roll.ms", kind: Kind::Long, default: WEEK_MS, doc: "Roll to a new segment when the active one is this old (topic: segment.ms)." },

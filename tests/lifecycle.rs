@@ -245,3 +245,29 @@ fn unopenable_partition_goes_offline_and_the_broker_still_starts() {
     broker.assert_running();
     assert!(broker.log().contains("is offline"), "{}", broker.log());
 }
+
+/// connections.max.idle.ms: an idle connection and one stuck half-way through a size prefix are
+/// both closed by the broker; a working client is unaffected.
+#[test]
+fn idle_and_half_open_connections_are_closed() {
+    let mut broker = Broker::start(
+        BrokerOpts::default()
+            .cores(1)
+            .set("connections.max.idle.ms", "500"),
+    );
+    let mut idle = TcpStream::connect(broker.addr()).unwrap();
+    let mut half = TcpStream::connect(broker.addr()).unwrap();
+    half.write_all(&[0, 0]).unwrap();
+    for s in [&mut idle, &mut half] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 1];
+        // EOF (Ok(0)) or a reset: either way the broker closed it, well before our 10 s timeout.
+        let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+        assert!(
+            closed && started.elapsed() < Duration::from_secs(8),
+            "connection not closed"
+        );
+    }
+    broker.assert_metadata_ok();
+}

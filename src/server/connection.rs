@@ -18,22 +18,32 @@ use crate::wire::frame::check_size;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub async fn serve_connection(mut conn: Conn) {
-    let max = shard::current()
-        .config
-        .int("socket.request.max.bytes")
-        .max(0) as usize;
+    let shard = shard::current();
+    let max = shard.config.int("socket.request.max.bytes").max(0) as usize;
+    // Kafka's connections.max.idle.ms: a connection with no request for this long (or stuck
+    // half-way through sending one) is closed, so idle or half-open clients cannot pile up.
+    let idle_ms = shard.config.int("connections.max.idle.ms").max(1) as u64;
+    let timer = shard.timer.clone();
+    drop(shard);
     let peer = conn.peer_addr();
     let _counted = metrics::ConnectionGuard::new();
     loop {
         let mut prefix = [0u8; 4];
-        if conn.read_exact(&mut prefix).await.is_err() {
-            return; // peer closed
+        match timer.timeout(idle_ms, conn.read_exact(&mut prefix)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return, // peer closed
+            Err(_) => {
+                tracing::debug!(
+                    "{peer:?}: closing: idle for connections.max.idle.ms ({idle_ms} ms)"
+                );
+                return;
+            }
         }
         let Some(len) = check_size(prefix, max) else {
             tracing::info!("{peer:?}: closing: request size {} is negative or above socket.request.max.bytes ({max})", i32::from_be_bytes(prefix));
             return;
         };
-        let Ok(frame) = read_body(&mut conn, len).await else {
+        let Ok(Ok(frame)) = timer.timeout(idle_ms, read_body(&mut conn, len)).await else {
             return;
         };
         // Recorded when dropped: at the end of this iteration, or on any early return.
