@@ -155,8 +155,8 @@ impl Conn {
         Ok(v)
     }
 
-    /// Sends a request that gets no response (Produce with acks=0).
-    fn send_only<R: Request>(&mut self, version: i16, req: &R) -> Result<()> {
+    /// Encodes `size + header + body` for the next correlation id; returns the frame and the id.
+    fn encode_frame<R: Request>(&mut self, version: i16, req: &R) -> Result<(BytesMut, i32)> {
         let name = api_name(R::KEY);
         let corr = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1);
@@ -175,6 +175,13 @@ impl Conn {
         let size = i32::try_from(out.len() - 4)
             .map_err(|_| CliError::other(format!("{name} request too large")))?;
         out[0..4].copy_from_slice(&size.to_be_bytes());
+        Ok((out, corr))
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    fn send_only<R: Request>(&mut self, version: i16, req: &R) -> Result<()> {
+        let name = api_name(R::KEY);
+        let (out, _) = self.encode_frame(version, req)?;
         self.stream
             .write_all(&out)
             .map_err(|e| CliError::connect(format!("{}: sending {name}: {e}", self.addr)))
@@ -182,23 +189,7 @@ impl Conn {
 
     fn raw_call<R: Request>(&mut self, version: i16, req: &R) -> Result<R::Response> {
         let name = api_name(R::KEY);
-        let corr = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(corr)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut out = BytesMut::new();
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        header
-            .encode(&mut out, R::header_version(version))
-            .map_err(|e| CliError::other(format!("encoding {name} request header: {e}")))?;
-        req.encode(&mut out, version)
-            .map_err(|e| CliError::other(format!("encoding {name} v{version} request: {e}")))?;
-        let size = i32::try_from(out.len() - 4)
-            .map_err(|_| CliError::other(format!("{name} request too large")))?;
-        out[0..4].copy_from_slice(&size.to_be_bytes());
+        let (out, corr) = self.encode_frame(version, req)?;
         let addr = self.addr.clone();
         let io = |what: &str, e: std::io::Error| {
             let hint = if matches!(
