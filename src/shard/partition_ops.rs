@@ -208,32 +208,78 @@ pub async fn wait_for_data_on_owner(
     .unwrap_or_else(|_| ready())
 }
 
-/// Reads up to `max_bytes` of whole batches from `offset` on the owner.
-pub async fn read_on_owner(
-    topic: String,
-    partition: i32,
-    offset: i64,
-    max_bytes: usize,
-    min_one: bool,
-) -> ReadOutcome {
-    let Some(shard) = owner(&topic, partition) else {
-        return ReadOutcome {
-            error_code: unknown(),
-            high_watermark: -1,
-            log_start_offset: -1,
-            records: Bytes::new(),
-        };
-    };
-    submit_to(shard, move || {
-        read(topic, partition, offset, max_bytes, min_one)
-    })
-    .await
-    .unwrap_or_else(|_| ReadOutcome {
-        error_code: ResponseError::NotLeaderOrFollower.code(),
+/// One partition read within a multi-partition fetch.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The partition's own limit (`partition_max_bytes`).
+    pub max_bytes: usize,
+}
+
+/// Reads several partitions for one fetch with a byte budget: one cross-shard call per owning
+/// shard (not per partition), each shard reading its partitions in request order with the
+/// running budget `budget` (only its first non-empty partition may exceed it, by one batch).
+/// Outcomes come back in request order. Shards read in parallel, so at most
+/// `shards x budget` bytes are held before the caller trims to its own budget.
+pub async fn read_many(requests: Vec<ReadRequest>, budget: usize) -> Vec<ReadOutcome> {
+    let missing = |code: i16| ReadOutcome {
+        error_code: code,
         high_watermark: -1,
         log_start_offset: -1,
         records: Bytes::new(),
-    })
+    };
+    let mut outcomes: Vec<Option<ReadOutcome>> = vec![None; requests.len()];
+    let mut per_shard: std::collections::BTreeMap<usize, Vec<(usize, ReadRequest)>> =
+        Default::default();
+    for (i, r) in requests.into_iter().enumerate() {
+        match owner(&r.topic, r.partition) {
+            Some(shard) => per_shard.entry(shard).or_default().push((i, r)),
+            None => outcomes[i] = Some(missing(unknown())),
+        }
+    }
+    let calls = per_shard.into_iter().map(|(shard, reads)| {
+        let idx: Vec<usize> = reads.iter().map(|(i, _)| *i).collect();
+        async move {
+            let result = submit_to(shard, move || async move {
+                let mut used = 0usize;
+                let mut out = Vec::with_capacity(reads.len());
+                for (_, r) in reads {
+                    let left = budget.saturating_sub(used);
+                    // Budget spent: report offsets without reading (max 0 reads nothing).
+                    let max = match used {
+                        0 => r.max_bytes.min(left.max(1)),
+                        _ => r.max_bytes.min(left),
+                    };
+                    let o = read(r.topic, r.partition, r.offset, max, used == 0).await;
+                    used = used.saturating_add(o.records.len());
+                    out.push(o);
+                }
+                out
+            })
+            .await;
+            (idx, result)
+        }
+    });
+    for (idx, result) in futures_util::future::join_all(calls).await {
+        match result {
+            Ok(reads) => {
+                for (i, o) in idx.into_iter().zip(reads) {
+                    outcomes[i] = Some(o);
+                }
+            }
+            Err(_) => {
+                for i in idx {
+                    outcomes[i] = Some(missing(ResponseError::NotLeaderOrFollower.code()));
+                }
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| missing(unknown())))
+        .collect()
 }
 
 async fn read(

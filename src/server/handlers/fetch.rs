@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
-use crate::shard::partition_ops::{read_on_owner, wait_for_data_on_owner, ReadOutcome};
+use crate::shard::partition_ops::{read_many, wait_for_data_on_owner, ReadOutcome, ReadRequest};
 use crate::shard::{self};
 
 /// Kafka's default broker `fetch.max.bytes`: the most one fetch response may hold.
@@ -112,37 +112,59 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
     resp
 }
 
-/// Reads the wanted partitions in request order with a running byte budget, as Kafka does: each
-/// read may use at most `min(partition_max_bytes, what is left of max_bytes)`, and only the first
-/// non-empty partition may exceed it with one whole batch (KIP-74) so a consumer always makes
-/// progress. Reading in order bounds the memory one fetch can hold to about `max_bytes` plus one
-/// batch, however many partitions (or repeats of one partition) the request names.
+/// Reads the wanted partitions with Kafka's byte-budget semantics: in request order, each read
+/// may use at most `min(partition_max_bytes, what is left of max_bytes)`, and only the first
+/// non-empty partition may exceed the budget with one whole batch (KIP-74) so a consumer always
+/// makes progress. The owning shards read their partitions in parallel (one hop per shard, each
+/// with the full budget), then the response is trimmed to the budget in request order: memory
+/// per fetch stays within about `shards x max_bytes` whatever the request names.
 async fn read_all(
     topics: &[(TopicName, uuid::Uuid, Option<String>)],
     wants: &[Want],
     response_max: usize,
 ) -> Vec<ReadOutcome> {
-    let mut outcomes = Vec::with_capacity(wants.len());
-    let mut used = 0usize;
+    let mut requests = Vec::with_capacity(wants.len());
+    let mut positions = Vec::with_capacity(wants.len()); // index into `requests`, or None
     for w in wants {
-        let left = response_max.saturating_sub(used);
-        let outcome = match &topics[w.topic_index].2 {
-            Some(name) if left > 0 || used == 0 => {
-                let max = w.max_bytes.min(left.max(1));
-                read_on_owner(name.clone(), w.partition, w.offset, max, used == 0).await
+        match &topics[w.topic_index].2 {
+            Some(name) => {
+                positions.push(Some(requests.len()));
+                requests.push(ReadRequest {
+                    topic: name.clone(),
+                    partition: w.partition,
+                    offset: w.offset,
+                    max_bytes: w.max_bytes,
+                });
             }
-            // Budget spent: later partitions get no data this round (their metadata still
-            // matters to the client, so report offsets without reading).
-            Some(name) => read_on_owner(name.clone(), w.partition, w.offset, 0, false).await,
-            None => ReadOutcome {
-                error_code: ResponseError::UnknownTopicId.code(),
-                high_watermark: -1,
-                log_start_offset: -1,
-                records: Default::default(),
-            },
-        };
-        used = used.saturating_add(outcome.records.len());
-        outcomes.push(outcome);
+            None => positions.push(None),
+        }
     }
-    outcomes
+    let mut read = read_many(requests, response_max)
+        .await
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let mut used = 0usize;
+    positions
+        .into_iter()
+        .map(|pos| {
+            let mut o = match pos.and_then(|p| read.get_mut(p).and_then(Option::take)) {
+                Some(o) => o,
+                None => ReadOutcome {
+                    error_code: ResponseError::UnknownTopicId.code(),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: Default::default(),
+                },
+            };
+            if !o.records.is_empty() {
+                if used > 0 && used.saturating_add(o.records.len()) > response_max {
+                    o.records = Default::default();
+                } else {
+                    used = used.saturating_add(o.records.len());
+                }
+            }
+            o
+        })
+        .collect()
 }
