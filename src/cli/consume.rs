@@ -20,10 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::{FetchRequest, GroupId, OffsetCommitRequest, TopicName};
+use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use serde::Serialize;
@@ -165,26 +162,7 @@ fn commit(
 ) -> Result<()> {
     client.with_coordinator(group, |client, target| {
         let (_, resp) = client.call(target, |_| {
-            OffsetCommitRequest::default()
-                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-                .with_generation_id_or_member_epoch(-1)
-                .with_member_id(StrBytes::from_static_str(""))
-                .with_group_instance_id(None)
-                .with_retention_time_ms(-1)
-                .with_topics(vec![OffsetCommitRequestTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(
-                        positions
-                            .iter()
-                            .map(|((_, p), o)| {
-                                OffsetCommitRequestPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_committed_offset(*o)
-                                    .with_committed_leader_epoch(-1)
-                                    .with_committed_metadata(Some(StrBytes::from_static_str("")))
-                            })
-                            .collect(),
-                    )])
+            super::group::simple_commit_request(group, topic, positions)
         })?;
         for t in &resp.topics {
             for p in &t.partitions {

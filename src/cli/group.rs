@@ -78,6 +78,35 @@ pub fn run(client: &mut Client, cmd: GroupCommand, format: Format) -> Result<()>
     }
 }
 
+/// An OffsetCommit outside any generation (generation -1, no member): how standalone consumers
+/// and offset resets commit, as Kafka's tools do.
+pub(crate) fn simple_commit_request(
+    group: &str,
+    topic: &str,
+    offsets: &BTreeMap<Tp, i64>,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_group_instance_id(None)
+        .with_retention_time_ms(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(tname(topic))
+            .with_partitions(
+                offsets
+                    .iter()
+                    .map(|((_, p), o)| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(*o)
+                            .with_committed_leader_epoch(-1)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("")))
+                    })
+                    .collect(),
+            )])
+}
+
 fn gid(s: &str) -> GroupId {
     GroupId(StrBytes::from_string(s.to_string()))
 }
@@ -621,26 +650,7 @@ fn reset_offsets(client: &mut Client, a: ResetArgs, format: Format) -> Result<()
         let offsets = new_offsets.clone();
         client.with_coordinator(group, |client, target| {
             let (_, resp) = client.call(target, |_| {
-                OffsetCommitRequest::default()
-                    .with_group_id(gid(group))
-                    .with_generation_id_or_member_epoch(-1)
-                    .with_member_id(StrBytes::from_static_str(""))
-                    .with_group_instance_id(None)
-                    .with_retention_time_ms(-1)
-                    .with_topics(vec![OffsetCommitRequestTopic::default()
-                        .with_name(tname(&topic))
-                        .with_partitions(
-                            offsets
-                                .iter()
-                                .map(|((_, p), o)| {
-                                    OffsetCommitRequestPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_committed_offset(*o)
-                                        .with_committed_leader_epoch(-1)
-                                        .with_committed_metadata(Some(StrBytes::from_static_str("")))
-                                })
-                                .collect(),
-                        )])
+                simple_commit_request(group, &topic, &offsets)
             })?;
             for t in &resp.topics {
                 for p in &t.partitions {
