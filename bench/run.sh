@@ -35,7 +35,9 @@
 #    broker setting is changed from its default.
 # 3. Writes bench/results/<date>/ (a suffix when that exists): every run's JSON, all.csv,
 #    .hgrm latency distributions, the perf tools' output, ceilings, phases.csv (broker CPU
-#    seconds per phase, load average), and summary.md (bench/summarize.py).
+#    seconds per phase, load average), and summary.md (bench/summarize.py); latency charts:
+#    latency-acks1.png and latency-acksall.png (shardlog and Kafka on one chart, produce latency
+#    and service time at the fixed rate of (c)) and one chart per broker and (c) run.
 #
 # Knobs (environment): BENCH_DIR DURATION WARMUP PRODUCERS PIPELINE LAT_PIPELINE BATCH
 # PARTITIONS RECORD_SIZE CONSUMERS PERF_RECORDS KAFKA_HEAP BROKER_WARMUP LAT_RATE (override the rate of (c))
@@ -140,7 +142,11 @@ phase() {
 BUILD_NOTE=""
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     log "building release binaries"
-    if ! cargo build --release --bin shardlog --bin shardlog-bench >&2; then
+    # Two builds: the broker with the default features, exactly what `cargo build --release
+    # --bin shardlog` gives; the load generator with librdkafka (--client rdkafka) and the PNG
+    # charts (--png), features the broker build should not compile.
+    if ! { cargo build --release --bin shardlog >&2 &&
+        cargo build --release --bin shardlog-bench --features rdkafka-client,png-plot >&2; }; then
         # Others edit src/ concurrently; a transiently broken tree should not block a measurement.
         [[ -x target/release/shardlog && -x target/release/shardlog-bench ]] || exit 1
         BUILD_NOTE="build failed: existing binaries from $(date -u -r target/release/shardlog +%FT%TZ)"
@@ -149,6 +155,14 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 SL="$ROOT/target/release/shardlog"
 BENCH="$ROOT/target/release/shardlog-bench"
+# Charts need the png-plot feature; a load generator left over from a failed build may lack it,
+# and then the runs go ahead without charts rather than fail.
+CHARTS=1
+probe="$("$BENCH" --png "$WORK/probe.png" --plot-hgrm "$WORK/no-such.hgrm" 2>&1 || true)"
+if [[ "$probe" == *"built without"* ]]; then
+    CHARTS=0
+    log "WARNING: $BENCH was built without png-plot: no latency charts"
+fi
 T_MEASURE=$SECONDS
 
 # ---- tools: fio, iperf3 (apt, only if missing), Kafka jars, Kafka perf-tool jars ------------------
@@ -263,9 +277,26 @@ consume_catchup() { # (b): everything in "thr", from the start
         --warmup 0 --duration 120
 }
 latency() { # (c) at $RATE: latency ACKS FILE-SUFFIX
+    local chart=()
+    if ((CHARTS)); then chart=(--png "$OUT/$BROKER_NAME-latency-acks$2.png"); fi
     lg "latency-acks$2" --topic "lat$2" --create --partitions "$PARTITIONS" \
         --producers "$PRODUCERS" --pipeline "$LAT_PIPELINE" --rate "$RATE" --acks "$1" \
-        --duration "$DURATION" --warmup "$WARMUP" --hgrm "$OUT/$BROKER_NAME-latency-acks$2"
+        --duration "$DURATION" --warmup "$WARMUP" --hgrm "$OUT/$BROKER_NAME-latency-acks$2" \
+        "${chart[@]}"
+}
+compare_png() { # compare_png SUFFIX TITLE: shardlog's and Kafka's (c) distributions on one chart
+    local files=() b kind
+    if ((CHARTS == 0)); then return 0; fi
+    for b in kafka shardlog; do
+        for kind in produce service; do
+            if [[ -s "$OUT/$b-latency-$1-$kind.hgrm" ]]; then
+                files+=(--plot-hgrm "$OUT/$b-latency-$1-$kind.hgrm")
+            fi
+        done
+    done
+    if ((${#files[@]} == 0)); then return 0; fi
+    "$BENCH" --png "$OUT/latency-$1.png" --label "$2" "${files[@]}" >&2 ||
+        log "WARNING: chart latency-$1.png failed"
 }
 produce_all() { # (e): closed loop, acks=-1 [extra args, e.g. --topic-config]
     local name=$1; shift
@@ -387,6 +418,9 @@ fi
     echo "measure_secs=$((SECONDS - T_MEASURE))"
     echo "total_secs=$((SECONDS - T0))"
 } >>"$OUT/meta.env"
+log "latency charts: $OUT/latency-acks1.png, $OUT/latency-acksall.png"
+compare_png acks1 "produce at $RATE msg/s, acks=1: shardlog vs Kafka (latency from intended send time; service time from the write)"
+compare_png acksall "produce at $RATE msg/s, acks=-1: shardlog vs Kafka (latency from intended send time; service time from the write)"
 log "writing $OUT/summary.md"
 python3 bench/summarize.py "$OUT"
 log "done in $((SECONDS - T0))s: $OUT"

@@ -68,6 +68,11 @@ impl Rng {
     }
 }
 
+/// A record value of random uppercase letters.
+pub fn random_value(size: usize, rng: &mut Rng) -> impl Iterator<Item = u8> + '_ {
+    (0..size).map(move |_| b'A' + (rng.next() % 26) as u8)
+}
+
 /// Builds one batch of `records` records with `record_size`-byte values (null keys, no headers).
 /// Values are random uppercase letters, like kafka-producer-perf-test's payloads, so that
 /// compression has realistic work to do.
@@ -93,9 +98,7 @@ pub fn build(
         put_varint(&mut body, -1); // null key
         put_varint(&mut body, record_size as i64);
         value_offsets.push(body.len());
-        for _ in 0..record_size {
-            body.push(b'A' + (rng.next() % 26) as u8);
-        }
+        body.extend(random_value(record_size, rng));
         put_varint(&mut body, 0); // no headers
     }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::batch;
 use crate::conn;
-use crate::stats::{Stats, Window};
+use crate::stats::{now_ns, Stats, Window};
 
 pub struct ConsumeConfig {
     pub topic: String,
@@ -41,13 +41,6 @@ pub struct ConsumeShared {
     /// The e2e window in ns since the epoch (records stamped inside it are measured).
     pub wall_window: (u64, u64),
     pub progress: Arc<AtomicU64>,
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 pub fn run_consumer(

@@ -3,15 +3,32 @@
 //! correction, HdrHistogram latencies). Works against any Kafka-compatible broker.
 //!
 //! Modules: `conn` (framing), `setup` (ApiVersions/Metadata/CreateTopics/ListOffsets),
-//! `batch` (RecordBatch v2 build/scan), `produce`, `consume`, `stats`, `report`.
+//! `batch` (RecordBatch v2 build/scan), `native` (runs `produce` and `consume`, this tool's own
+//! client), `rdkafka_mode` (runs `rdkafka_produce` and `rdkafka_consume`, librdkafka clients
+//! configured by `rdkafka_config`, wire counters from `rdkafka_stats`), `stats`, `report`,
+//! `curves` + `chart` (the PNG latency chart).
 
 // Workers return (Stats, error) once per thread at the end of a run; boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
 mod batch;
+// Without the png-plot feature, a stub that says how to get it (plotters is not compiled).
+#[cfg_attr(not(feature = "png-plot"), path = "chart_off.rs")]
+mod chart;
 mod conn;
 mod consume;
+mod curves;
+mod native;
 mod produce;
+mod rdkafka_config;
+#[cfg(feature = "rdkafka-client")]
+mod rdkafka_consume;
+// Without the rdkafka-client feature, a stub that says how to get it (librdkafka is not built).
+#[cfg_attr(not(feature = "rdkafka-client"), path = "rdkafka_off.rs")]
+mod rdkafka_mode;
+#[cfg(feature = "rdkafka-client")]
+mod rdkafka_produce;
+mod rdkafka_stats;
 mod report;
 mod setup;
 mod stats;
@@ -20,15 +37,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
 use batch::Codec;
-use consume::{Assignment, ConsumeConfig, ConsumeShared};
-use produce::{ProduceConfig, Shared};
+use consume::Assignment;
+use curves::Curve;
 use report::{Latency, Report, Side};
-use stats::{Stats, Window};
+use stats::{Clock, Outcome};
+
+/// Which client drives the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// This tool's own pipelined protocol client (pre-encoded batches).
+    Native,
+    /// librdkafka producers and consumers (needs the rdkafka-client feature).
+    Rdkafka,
+}
+
+const DEFAULT_BATCH_RECORDS: u32 = 10;
 
 #[derive(Parser, Debug, Clone, serde::Serialize)]
 #[command(
@@ -37,7 +66,17 @@ use stats::{Stats, Window};
     about = "Kafka-protocol load generator: produce, consume (catch-up or tailing) and end-to-end \
              latency against any Kafka-compatible broker"
 )]
-struct Args {
+pub struct Args {
+    /// Client: native (this tool's pipelined protocol client, pre-encoded batches) or rdkafka
+    /// (librdkafka producers/consumers that batch, compress and pipeline as applications do;
+    /// needs a build with --features rdkafka-client).
+    #[arg(long, value_enum, default_value_t = ClientKind::Native)]
+    client: ClientKind,
+    /// librdkafka property for --client rdkafka, KEY=VALUE (repeatable), applied last to
+    /// producers and consumers, e.g. linger.ms=5, batch.size=65536, batch.num.messages=16.
+    #[arg(long = "rdkafka-set", value_name = "KEY=VALUE")]
+    rdkafka_set: Vec<String>,
+
     /// Broker to bootstrap from, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
@@ -67,8 +106,9 @@ struct Args {
     /// Record value size in bytes (keys are null).
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
-    /// Records per batch (one batch per Produce request).
-    #[arg(long, default_value_t = 10)]
+    /// Records per batch (one batch per Produce request). Native client only: with --client
+    /// rdkafka, librdkafka forms batches (linger.ms, batch.size, batch.num.messages).
+    #[arg(long, default_value_t = DEFAULT_BATCH_RECORDS)]
     batch_records: u32,
     /// Batch compression (done once, up front).
     #[arg(long, value_enum, default_value_t = Codec::None)]
@@ -76,7 +116,8 @@ struct Args {
     /// acks: 0, 1 or -1 (= all).
     #[arg(long, default_value = "1", value_parser = parse_acks, allow_negative_numbers = true)]
     acks: i16,
-    /// Produce requests in flight per connection.
+    /// Produce requests in flight per connection (--client rdkafka:
+    /// max.in.flight.requests.per.connection).
     #[arg(long, default_value_t = 5)]
     pipeline: usize,
     /// Target total rate in records/s (open loop, latency measured from each request's intended
@@ -104,7 +145,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     fetch_min_bytes: i32,
     /// End-to-end latency: producers stamp their send time into each value, consumers tail and
-    /// measure (needs --consumers, --compression none, --record-size >= 8).
+    /// measure (needs --consumers, --record-size >= 8, and with the native client
+    /// --compression none).
     #[arg(long)]
     e2e: bool,
 
@@ -121,10 +163,19 @@ struct Args {
     /// Append results and parameters as one CSV row (header written when the file is new).
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// Write HdrHistogram percentile distributions to PREFIX-produce.hgrm / PREFIX-e2e.hgrm
-    /// (plot with bench/loadgen/plot.py).
+    /// Write HdrHistogram percentile distributions to PREFIX-produce.hgrm,
+    /// PREFIX-service.hgrm (produce service time) and PREFIX-e2e.hgrm.
     #[arg(long, value_name = "PREFIX")]
     hgrm: Option<PathBuf>,
+    /// Write a latency-by-percentile chart of this run (produce latency, service time at a
+    /// fixed rate, end-to-end) as PNG; with --plot-hgrm, of those files instead. Needs a build
+    /// with --features png-plot.
+    #[arg(long, value_name = "FILE.png")]
+    png: Option<PathBuf>,
+    /// Only plot: draw these .hgrm files (from --hgrm, repeatable) into --png, titled --label,
+    /// legend from the file names, and exit without contacting a broker.
+    #[arg(long = "plot-hgrm", value_name = "FILE")]
+    plot_hgrm: Vec<PathBuf>,
     /// Free-form label stored in JSON/CSV.
     #[arg(long, default_value = "")]
     label: String,
@@ -153,7 +204,28 @@ fn main() -> ExitCode {
     }
 }
 
+const NO_RDKAFKA: &str = "--client rdkafka needs librdkafka, which this shardlog-bench was \
+    built without: build it with `cargo build --release --bin shardlog-bench --features \
+    rdkafka-client`";
+const NO_PNG: &str = "--png needs the plotting code, which this shardlog-bench was built \
+    without: build it with `cargo build --release --bin shardlog-bench --features png-plot`";
+
 fn validate(a: &Args) -> Result<(), String> {
+    if a.png.is_some() && !cfg!(feature = "png-plot") {
+        return Err(NO_PNG.into());
+    }
+    if !a.plot_hgrm.is_empty() {
+        return match a.png {
+            Some(_) => Ok(()),
+            None => Err("--plot-hgrm needs --png FILE.png".into()),
+        };
+    }
+    if a.client == ClientKind::Rdkafka && !cfg!(feature = "rdkafka-client") {
+        return Err(NO_RDKAFKA.into());
+    }
+    if a.client != ClientKind::Rdkafka && !a.rdkafka_set.is_empty() {
+        return Err("--rdkafka-set only applies to --client rdkafka".into());
+    }
     if a.producers == 0 && a.consumers == 0 {
         return Err("nothing to do: --producers 0 and --consumers 0".into());
     }
@@ -172,18 +244,28 @@ fn validate(a: &Args) -> Result<(), String> {
         if a.producers == 0 || a.consumers == 0 {
             return Err("--e2e needs --producers and --consumers".into());
         }
-        if a.compression != Codec::None {
+        // The native client stamps values inside pre-encoded batches; librdkafka consumers
+        // hand back decompressed values, so any codec works there.
+        if a.client == ClientKind::Native && a.compression != Codec::None {
             return Err("--e2e needs --compression none (values are read back)".into());
         }
         if a.record_size < 8 {
             return Err("--e2e needs --record-size >= 8".into());
         }
     }
+    if a.png.is_some() && !(a.e2e || (a.producers > 0 && a.acks != 0)) {
+        return Err(
+            "--png: this run measures no latency (needs producers with acks != 0, or --e2e)".into(),
+        );
+    }
     Ok(())
 }
 
 fn run(a: &Args) -> Result<ExitCode, String> {
     validate(a)?;
+    if !a.plot_hgrm.is_empty() {
+        return plot_files(a);
+    }
     let mut boot = conn::Conn::open(&a.bootstrap)?;
     let apis = setup::api_versions(&mut boot)?;
     let versions = setup::negotiate(&apis)?;
@@ -225,52 +307,13 @@ fn run(a: &Args) -> Result<ExitCode, String> {
         setup::list_offsets(&mut leader, &versions, &a.topic, parts, -1)?;
     }
 
-    // Consumer assignments: consumer c reads from leader group c % G, partitions split among the
-    // consumers of that group.
     let from_latest = match a.from.as_deref() {
         Some("latest") => true,
         Some(_) => false,
         None => a.producers > 0,
     };
-    let mut assignments: Vec<(String, Assignment)> = Vec::new();
-    for c in 0..a.consumers {
-        let g = c % groups.len();
-        let in_group = (0..a.consumers).filter(|x| x % groups.len() == g).count();
-        let rank = c / groups.len();
-        let (addr, parts) = &groups[g];
-        let mine: Vec<i32> = parts
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % in_group == rank)
-            .map(|(_, p)| *p)
-            .collect();
-        if mine.is_empty() {
-            eprintln!("note: consumer {c} has no partition (more consumers than partitions)");
-            continue;
-        }
-        let mut leader = conn::Conn::open(addr)?;
-        let ts = if from_latest { -1 } else { -2 };
-        let offsets = setup::list_offsets(&mut leader, &versions, &a.topic, &mine, ts)?;
-        let stop_at = if from_latest {
-            None
-        } else {
-            Some(setup::list_offsets(
-                &mut leader,
-                &versions,
-                &a.topic,
-                &mine,
-                -1,
-            )?)
-        };
-        assignments.push((
-            addr.clone(),
-            Assignment {
-                partitions: mine,
-                offsets,
-                stop_at,
-            },
-        ));
-    }
+    // Both clients get the same assignments (partitions, start and catch-up end offsets).
+    let assignments = assign_consumers(a, &groups, &versions, from_latest)?;
     if a.consumers > 0 && !from_latest {
         let backlog: i64 = assignments
             .iter()
@@ -283,144 +326,51 @@ fn run(a: &Args) -> Result<ExitCode, String> {
             .sum();
         eprintln!("shardlog-bench: catch-up: {backlog} offsets to read");
     }
+    let partitions: Vec<i32> = layout.partitions.iter().map(|(p, _)| *p).collect();
 
-    // Pre-encoded Produce requests, one per partition.
-    let pcfg = ProduceConfig {
-        topic: a.topic.clone(),
-        version: versions.produce,
-        acks: a.acks,
-        timeout_ms: a.timeout_ms,
-        pipeline: a.pipeline,
-        interval: a
-            .rate
-            .map(|r| Duration::from_secs_f64(a.producers as f64 * a.batch_records as f64 / r)),
-        e2e: a.e2e,
-        read_timeout: Duration::from_millis(a.timeout_ms.max(0) as u64 + 30_000),
-    };
-    let frames = if a.producers > 0 {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let mut rng = batch::Rng::new(now_ms as u64);
-        let all: Vec<i32> = layout.partitions.iter().map(|(p, _)| *p).collect();
-        produce::build_frames(&pcfg, &all, || {
-            batch::build(
-                a.batch_records,
-                a.record_size,
-                a.compression,
-                now_ms,
-                &mut rng,
-            )
-        })?
-    } else {
-        Default::default()
-    };
-    let ccfg = ConsumeConfig {
-        topic: a.topic.clone(),
-        version: versions.fetch,
-        max_wait_ms: a.fetch_max_wait_ms,
-        min_bytes: a.fetch_min_bytes,
-        max_bytes: a.fetch_max_bytes,
-        partition_max_bytes: a.partition_max_bytes,
-        e2e: a.e2e,
-        read_timeout: Duration::from_millis(a.fetch_max_wait_ms.max(0) as u64 + 30_000),
-    };
-
-    // Clocks: everything is scheduled from a start slightly in the future so threads are up.
-    let lead = Duration::from_millis(200);
-    let mono_start = Instant::now() + lead;
-    let wall_start = SystemTime::now() + lead;
-    let window = Window {
-        start: mono_start + Duration::from_secs_f64(a.warmup),
-        end: mono_start + Duration::from_secs_f64(a.warmup + a.duration),
-    };
+    // Each client prepares what should not be measured (encoding batches, creating librdkafka
+    // instances and their connections) before the clock starts.
     let produced = Arc::new(AtomicU64::new(0));
     let consumed = Arc::new(AtomicU64::new(0));
-    let pshared = Shared {
-        window,
-        wall_start,
-        mono_start,
-        progress: produced.clone(),
+    let (out, clock, notes) = match a.client {
+        ClientKind::Native => {
+            let prepared = native::prepare(a, &versions, &partitions)?;
+            let clock = Clock::start(a.warmup, a.duration);
+            let out = with_progress(a.quiet, clock.mono_start, &produced, &consumed, || {
+                native::run(
+                    a,
+                    &prepared,
+                    &groups,
+                    assignments,
+                    &clock,
+                    &produced,
+                    &consumed,
+                )
+            });
+            (out, clock, Vec::new())
+        }
+        ClientKind::Rdkafka => {
+            if a.batch_records != DEFAULT_BATCH_RECORDS {
+                eprintln!(
+                    "note: --batch-records is ignored with --client rdkafka: librdkafka forms \
+                     batches (--rdkafka-set linger.ms=.. / batch.size=.. / batch.num.messages=..)"
+                );
+            }
+            let clients = rdkafka_mode::connect(a, assignments, &produced)?;
+            let clock = Clock::start(a.warmup, a.duration);
+            let out = with_progress(a.quiet, clock.mono_start, &produced, &consumed, || {
+                rdkafka_mode::run(clients, &clock, &consumed)
+            });
+            (out, clock, rdkafka_mode::notes(a))
+        }
     };
-    let wall_ns = |t: Instant| pshared.wall_ns(t);
-    let cshared = ConsumeShared {
-        window,
-        stop: window.end
-            + if a.e2e {
-                Duration::from_secs(2)
-            } else {
-                Duration::ZERO
-            },
-        wall_window: (wall_ns(window.start), wall_ns(window.end)),
-        progress: consumed.clone(),
-    };
-    let stop_progress = AtomicBool::new(false);
-
-    let mut pstats = Stats::new();
-    let mut cstats = Stats::new();
-    let mut fatal: Vec<String> = Vec::new();
-    let mut consumers_finished = 0usize;
-    std::thread::scope(|s| {
-        let progress = s.spawn(|| {
-            if !a.quiet {
-                progress_loop(mono_start, &produced, &consumed, &stop_progress)
-            }
-        });
-        let mut producers = Vec::new();
-        for c in 0..a.producers {
-            let (addr, parts) = &groups[c % groups.len()];
-            let (frames, pcfg, pshared) = (&frames, &pcfg, &pshared);
-            let h = std::thread::Builder::new()
-                .name(format!("prod-{c}"))
-                .spawn_scoped(s, move || {
-                    let now = Instant::now();
-                    if mono_start > now {
-                        std::thread::sleep(mono_start - now);
-                    }
-                    produce::run_producer(c, a.producers, addr, parts, frames, pcfg, pshared)
-                });
-            match h {
-                Ok(h) => producers.push(h),
-                Err(e) => fatal.push(format!("spawning producer {c}: {e}")),
-            }
-        }
-        let mut consumers = Vec::new();
-        for (c, (addr, asg)) in assignments.into_iter().enumerate() {
-            let (ccfg, cshared) = (&ccfg, &cshared);
-            let h = std::thread::Builder::new()
-                .name(format!("cons-{c}"))
-                .spawn_scoped(s, move || {
-                    consume::run_consumer(c, &addr, asg, ccfg, cshared)
-                });
-            match h {
-                Ok(h) => consumers.push(h),
-                Err(e) => fatal.push(format!("spawning consumer {c}: {e}")),
-            }
-        }
-        for (hs, into, is_consumer) in [
-            (producers, &mut pstats, false),
-            (consumers, &mut cstats, true),
-        ] {
-            for h in hs {
-                match h.join() {
-                    Ok(Ok(st)) => {
-                        if is_consumer && st.finished.is_some() {
-                            consumers_finished += 1;
-                        }
-                        into.merge(&st);
-                    }
-                    Ok(Err((st, e))) => {
-                        into.merge(&st);
-                        fatal.push(e);
-                    }
-                    Err(_) => fatal.push("a worker thread panicked".into()),
-                }
-            }
-        }
-        stop_progress.store(true, Ordering::Relaxed);
-        let _ = progress.join();
-    });
+    let window = clock.window;
+    let Outcome {
+        produce: pstats,
+        consume: cstats,
+        fatal,
+        consumers_finished,
+    } = out;
 
     // A catch-up run that finished early is measured up to its last fetch.
     let mut consume_secs = window.secs();
@@ -445,6 +395,7 @@ fn run(a: &Args) -> Result<ExitCode, String> {
         } else {
             None
         },
+        notes,
     };
     report::print_table(&report);
     if let Some(p) = &a.json {
@@ -453,18 +404,39 @@ fn run(a: &Args) -> Result<ExitCode, String> {
     if let Some(p) = &a.csv {
         report::append_csv(p, &report)?;
     }
+    let produce_latency = a.producers > 0 && a.acks != 0;
     if let Some(prefix) = &a.hgrm {
         let name = |suffix: &str| {
             let mut s = prefix.clone().into_os_string();
             s.push(suffix);
             PathBuf::from(s)
         };
-        if a.producers > 0 && a.acks != 0 {
+        if produce_latency {
             report::write_hgrm(&name("-produce.hgrm"), &pstats.latency)?;
+            report::write_hgrm(&name("-service.hgrm"), &pstats.service)?;
         }
         if a.e2e {
             report::write_hgrm(&name("-e2e.hgrm"), &cstats.latency)?;
         }
+    }
+    if let Some(png) = &a.png {
+        let mut curves = Vec::new();
+        if produce_latency {
+            curves.push(Curve::from_histogram("produce latency", &pstats.latency));
+            // In a closed loop, latency is the service time: one curve says it all.
+            if a.rate.is_some() {
+                curves.push(Curve::from_histogram(
+                    "produce service time",
+                    &pstats.service,
+                ));
+            }
+        }
+        if a.e2e {
+            curves.push(Curve::from_histogram("end-to-end latency", &cstats.latency));
+        }
+        curves.retain(|c| !c.points.is_empty());
+        chart::write_png(png, &run_title(a), &curves)?;
+        eprintln!("shardlog-bench: wrote {}", png.display());
     }
     if catch_up && consume_secs == window.secs() && cstats.finished.is_none() {
         eprintln!("note: catch-up consumers read nothing inside the measured window");
@@ -483,6 +455,118 @@ fn run(a: &Args) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Consumer c reads from leader group c % G, the partitions of that group split among the
+/// consumers assigned to it; start offsets from ListOffsets (latest or earliest) and, for a
+/// catch-up, the end offsets at start as where to stop.
+fn assign_consumers(
+    a: &Args,
+    groups: &[(String, Vec<i32>)],
+    versions: &setup::Versions,
+    from_latest: bool,
+) -> Result<Vec<(String, Assignment)>, String> {
+    let mut assignments = Vec::new();
+    for c in 0..a.consumers {
+        let g = c % groups.len();
+        let in_group = (0..a.consumers).filter(|x| x % groups.len() == g).count();
+        let rank = c / groups.len();
+        let (addr, parts) = &groups[g];
+        let mine: Vec<i32> = parts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % in_group == rank)
+            .map(|(_, p)| *p)
+            .collect();
+        if mine.is_empty() {
+            eprintln!("note: consumer {c} has no partition (more consumers than partitions)");
+            continue;
+        }
+        let mut leader = conn::Conn::open(addr)?;
+        let ts = if from_latest { -1 } else { -2 };
+        let offsets = setup::list_offsets(&mut leader, versions, &a.topic, &mine, ts)?;
+        let stop_at = if from_latest {
+            None
+        } else {
+            Some(setup::list_offsets(
+                &mut leader,
+                versions,
+                &a.topic,
+                &mine,
+                -1,
+            )?)
+        };
+        assignments.push((
+            addr.clone(),
+            Assignment {
+                partitions: mine,
+                offsets,
+                stop_at,
+            },
+        ));
+    }
+    Ok(assignments)
+}
+
+/// `--plot-hgrm`: a chart of existing distributions (e.g. shardlog's and Kafka's), no run.
+fn plot_files(a: &Args) -> Result<ExitCode, String> {
+    let Some(png) = &a.png else {
+        return Err("--plot-hgrm needs --png FILE.png".into());
+    };
+    let curves = a
+        .plot_hgrm
+        .iter()
+        .map(|p| Curve::read_hgrm(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let title = if a.label.is_empty() {
+        "latency by percentile"
+    } else {
+        &a.label
+    };
+    chart::write_png(png, title, &curves)?;
+    eprintln!("shardlog-bench: wrote {}", png.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The chart title of a run: its label (or client) and the parameters that shape latency.
+fn run_title(a: &Args) -> String {
+    let who = if a.label.is_empty() {
+        format!("shardlog-bench --client {:?}", a.client).to_lowercase()
+    } else {
+        a.label.clone()
+    };
+    let acks = if a.acks == -1 {
+        "all".to_string()
+    } else {
+        a.acks.to_string()
+    };
+    let load = match a.rate {
+        Some(r) => format!("{r} msg/s"),
+        None => "closed loop".into(),
+    };
+    format!("{who}: {} B records, acks={acks}, {load}", a.record_size)
+}
+
+/// Runs `f` with the per-second progress line on stderr (unless quiet).
+fn with_progress<T>(
+    quiet: bool,
+    start: Instant,
+    produced: &AtomicU64,
+    consumed: &AtomicU64,
+    f: impl FnOnce() -> T,
+) -> T {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let progress = s.spawn(|| {
+            if !quiet {
+                progress_loop(start, produced, consumed, &stop)
+            }
+        });
+        let result = f();
+        stop.store(true, Ordering::Relaxed);
+        let _ = progress.join();
+        result
+    })
 }
 
 fn progress_loop(start: Instant, produced: &AtomicU64, consumed: &AtomicU64, stop: &AtomicBool) {

@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::batch::{self, Batch};
 use crate::conn::{self, Result, CORRELATION_ID_RANGE};
-use crate::stats::{Stats, Window};
+use crate::stats::{Clock, Stats, Window};
 
 /// A complete Produce request for one partition, encoded once and reused for every send.
 pub struct Frame {
@@ -88,20 +88,8 @@ struct InFlight {
 }
 
 pub struct Shared {
-    pub window: Window,
-    /// Wall clock and monotonic clock read together at start, to convert for e2e timestamps.
-    pub wall_start: SystemTime,
-    pub mono_start: Instant,
+    pub clock: Clock,
     pub progress: Arc<AtomicU64>,
-}
-
-impl Shared {
-    pub fn wall_ns(&self, t: Instant) -> u64 {
-        let wall = self.wall_start + t.saturating_duration_since(self.mono_start);
-        wall.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    }
 }
 
 /// Runs one producer connection until the window ends and its responses are in. Returns Err only
@@ -131,7 +119,7 @@ pub fn run_producer(
             Ok(s) => s,
             Err(e) => return Err((stats, format!("producer {index}: clone socket: {e}"))),
         };
-        let window = shared.window;
+        let window = shared.clock.window;
         let progress = shared.progress.clone();
         let version = cfg.version;
         let spawned = std::thread::Builder::new()
@@ -156,7 +144,7 @@ pub fn run_producer(
     };
 
     let mut fatal = None;
-    let start = shared.mono_start;
+    let start = shared.clock.mono_start;
     // Spread connections evenly over one interval so they do not send in lockstep.
     let offset = cfg
         .interval
@@ -171,7 +159,7 @@ pub fn run_producer(
             Some(iv) => start + offset + iv.mul_f64(seq as f64),
             None => Instant::now(),
         };
-        if intended >= shared.window.end {
+        if intended >= shared.clock.window.end {
             break;
         }
         if cfg.interval.is_some() {
@@ -201,7 +189,7 @@ pub fn run_producer(
                 &mut scratch,
                 frame.batch_start,
                 &frame.batch,
-                shared.wall_ns(intended),
+                shared.clock.wall_ns(intended),
             );
         }
         let sent = Instant::now();
@@ -223,7 +211,7 @@ pub fn run_producer(
             // acks=0: nothing comes back; count what was written.
             stats.total_requests += 1;
             stats.total_records += frame.batch.records as u64;
-            if shared.window.contains(sent) {
+            if shared.clock.window.contains(sent) {
                 stats.requests += 1;
                 stats.records += frame.batch.records as u64;
                 stats.bytes += frame.batch.bytes.len() as u64;

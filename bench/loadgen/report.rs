@@ -123,6 +123,9 @@ pub struct Report {
     pub produce: Option<Side>,
     pub consume: Option<Side>,
     pub e2e: Option<Latency>,
+    /// How to read this run's numbers where they differ from the defaults above (client mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn fmt_lat(name: &str, l: &Latency) -> String {
@@ -173,6 +176,12 @@ pub fn print_table(r: &Report) {
     for s in [&r.produce, &r.consume].into_iter().flatten() {
         for e in &s.first_errors {
             println!("error: {e}");
+        }
+    }
+    if !r.notes.is_empty() {
+        println!();
+        for n in &r.notes {
+            println!("note: {n}");
         }
     }
 }
@@ -273,26 +282,24 @@ pub fn append_csv(path: &Path, r: &Report) -> Result<(), String> {
 }
 
 /// HdrHistogram's classic percentile-distribution text (values in ms), the format
-/// bench/loadgen/plot.py and HdrHistogram's online plotter read.
+/// `shardlog-bench --plot-hgrm` and HdrHistogram's online plotter read. Rows: see
+/// `curves::rows` (quantile steps plus the table's percentiles).
 pub fn write_hgrm(path: &Path, h: &Histogram<u64>) -> Result<(), String> {
     let mut text = format!(
         "{:>12} {:>14} {:>10} {:>14}\n\n",
         "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
     );
-    let mut total = 0u64;
-    for v in h.iter_quantiles(5) {
-        total += v.count_since_last_iteration();
-        let q = v.quantile_iterated_to();
-        let inv = if q < 1.0 {
-            format!("{:>14.2}", 1.0 / (1.0 - q))
+    for r in crate::curves::rows(h) {
+        let inv = if r.quantile < 1.0 {
+            format!("{:>14.2}", 1.0 / (1.0 - r.quantile))
         } else {
             format!("{:>14}", "inf")
         };
         text += &format!(
             "{:>12.3} {:>14.12} {:>10} {inv}\n",
-            v.value_iterated_to() as f64 / 1e6,
-            q,
-            total
+            r.value_ns as f64 / 1e6,
+            r.quantile,
+            r.count
         );
     }
     text += &format!(

@@ -1,6 +1,6 @@
 //! Per-worker measurements (histograms in nanoseconds, counters) and their merge.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
@@ -33,6 +33,58 @@ impl Window {
     pub fn secs(&self) -> f64 {
         self.end.saturating_duration_since(self.start).as_secs_f64()
     }
+}
+
+/// The run's clocks: a start slightly in the future (so workers are up before it), the measured
+/// window after the warm-up, and the wall clock read together with the monotonic one so that
+/// end-to-end timestamps (ns since the epoch, stamped by producers) can be derived from Instants.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub mono_start: Instant,
+    pub wall_start: SystemTime,
+    pub window: Window,
+}
+
+impl Clock {
+    pub fn start(warmup_secs: f64, duration_secs: f64) -> Clock {
+        let lead = Duration::from_millis(200);
+        let mono_start = Instant::now() + lead;
+        let wall_start = SystemTime::now() + lead;
+        Clock {
+            mono_start,
+            wall_start,
+            window: Window {
+                start: mono_start + Duration::from_secs_f64(warmup_secs),
+                end: mono_start + Duration::from_secs_f64(warmup_secs + duration_secs),
+            },
+        }
+    }
+
+    /// When consumers stop: the window's end, plus a grace period in end-to-end mode so that
+    /// records stamped just before the end can still arrive and be measured.
+    pub fn consume_until(&self, e2e: bool) -> Instant {
+        self.window.end
+            + if e2e {
+                Duration::from_secs(2)
+            } else {
+                Duration::ZERO
+            }
+    }
+
+    pub fn wall_ns(&self, t: Instant) -> u64 {
+        let wall = self.wall_start + t.saturating_duration_since(self.mono_start);
+        wall.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Wall clock now, ns since the epoch (the consumer side of end-to-end latency).
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Clone)]
@@ -101,5 +153,51 @@ impl Stats {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+    }
+}
+
+/// One worker's result: its measurements, plus the error that stopped it early, if any.
+pub type WorkerResult = Result<Stats, (Stats, String)>;
+
+/// Everything the workers of a run measured, merged.
+pub struct Outcome {
+    pub produce: Stats,
+    pub consume: Stats,
+    /// Errors that stopped a worker (the run still reports what was measured).
+    pub fatal: Vec<String>,
+    /// Consumers that reached their catch-up end offsets.
+    pub consumers_finished: usize,
+}
+
+impl Outcome {
+    pub fn new() -> Outcome {
+        Outcome {
+            produce: Stats::new(),
+            consume: Stats::new(),
+            fatal: Vec::new(),
+            consumers_finished: 0,
+        }
+    }
+
+    /// Merges what `JoinHandle::join` returned for a producer or consumer thread.
+    pub fn add(&mut self, consumer: bool, joined: std::thread::Result<WorkerResult>) {
+        let into = if consumer {
+            &mut self.consume
+        } else {
+            &mut self.produce
+        };
+        match joined {
+            Ok(Ok(st)) => {
+                if consumer && st.finished.is_some() {
+                    self.consumers_finished += 1;
+                }
+                into.merge(&st);
+            }
+            Ok(Err((st, e))) => {
+                into.merge(&st);
+                self.fatal.push(e);
+            }
+            Err(_) => self.fatal.push("a worker thread panicked".into()),
+        }
     }
 }
