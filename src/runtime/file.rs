@@ -23,6 +23,36 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// How appends reach the page cache (broker setting `log.append.io`).
+///
+/// For a buffered (page-cache) file on ext4, an io_uring write cannot complete inline: the kernel
+/// punts it to an io-wq worker thread, so every append costs two context switches and a wake-up
+/// of the shard. A plain `pwrite` on the shard's thread is a memcpy into cached pages (it blocks
+/// only when the kernel throttles dirty pages, where the worker would wait just the same).
+/// Measured in bench/README.md ("append path"); `Uring` stays for comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendIo {
+    Pwrite,
+    Uring,
+}
+
+static APPEND_IO_URING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses how appends are written, for the whole process (set once at startup).
+pub fn set_append_io(mode: AppendIo) {
+    APPEND_IO_URING.store(
+        mode == AppendIo::Uring,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+fn append_io() -> AppendIo {
+    match APPEND_IO_URING.load(std::sync::atomic::Ordering::Relaxed) {
+        true => AppendIo::Uring,
+        false => AppendIo::Pwrite,
+    }
+}
+
 /// Convert any glommio error into a `std::io::Error` that names the operation and the file.
 fn io_err<T>(op: &'static str, path: &Path, err: glommio::GlommioError<T>) -> io::Error {
     let inner: io::Error = err.into();
@@ -38,6 +68,9 @@ fn io_err<T>(op: &'static str, path: &Path, err: glommio::GlommioError<T>) -> io
 pub struct LogFile {
     file: BufferedFile,
     path: PathBuf,
+    /// A `dup` of `file`'s descriptor for [`FileSlice`]s, made on the first zero-copy read and
+    /// then shared, so fetches do not pay a `dup` (and a descriptor) each.
+    shared_fd: std::cell::OnceCell<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl LogFile {
@@ -53,12 +86,37 @@ impl LogFile {
         Ok(LogFile {
             file,
             path: path.to_path_buf(),
+            shared_fd: std::cell::OnceCell::new(),
         })
     }
 
     /// The path this file was opened with.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A descriptor of this file that outlives it, for [`FileSlice`]s (zero-copy fetch).
+    ///
+    /// It is a `dup` (close-on-exec), made on the first call and cached: later calls only bump
+    /// the `Arc`. Being a separate descriptor, it keeps the file readable after this `LogFile`
+    /// is closed or the file unlinked (retention), for as long as a slice holds it. It shares
+    /// the open file description, but slices are only read positionally (`sendfile` with an
+    /// explicit offset, `pread`), so the shared file offset is never used.
+    pub fn shared_fd(&self) -> io::Result<std::sync::Arc<std::os::fd::OwnedFd>> {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        if let Some(fd) = self.shared_fd.get() {
+            return Ok(fd.clone());
+        }
+        // SAFETY: the descriptor belongs to `self.file`, which stays open while `self` is
+        // borrowed; the `BorrowedFd` lives only for the `dup` below.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+        let owned = borrowed.try_clone_to_owned().map_err(|e| {
+            io::Error::new(e.kind(), format!("dup {}: {e}", self.path.display()))
+        })?;
+        Ok(self
+            .shared_fd
+            .get_or_init(|| std::sync::Arc::new(owned))
+            .clone())
     }
 
     /// Write all of `buf` at byte position `pos`.
@@ -74,11 +132,14 @@ impl LogFile {
         if len == 0 {
             return Ok(());
         }
-        let written = self
-            .file
-            .write_at(buf, pos)
-            .await
-            .map_err(|e| io_err("write", &self.path, e))?;
+        let written = match append_io() {
+            AppendIo::Pwrite => self.pwrite(&buf, pos)?,
+            AppendIo::Uring => self
+                .file
+                .write_at(buf, pos)
+                .await
+                .map_err(|e| io_err("write", &self.path, e))?,
+        };
         if written < len {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -89,6 +150,27 @@ impl LogFile {
             ));
         }
         Ok(())
+    }
+
+    /// A positional write on the calling (shard) thread, retried on EINTR.
+    fn pwrite(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to `self.file`, which outlives this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+        let offset = i64::try_from(pos).map_err(io::Error::other)?;
+        loop {
+            match nix::sys::uio::pwrite(fd, buf, offset) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    let inner = io::Error::from(e);
+                    return Err(io::Error::new(
+                        inner.kind(),
+                        format!("write {}: {inner}", self.path.display()),
+                    ));
+                }
+            }
+        }
     }
 
     /// Write a small buffer (index entries, markers) completely, resuming after short writes.
@@ -258,4 +340,43 @@ pub fn run_local<F: Future>(f: F) -> F::Output {
         .make()
         .expect("failed to build a glommio LocalExecutor");
     ex.run(f)
+}
+
+/// A byte range of an open log file, as a fetch response may send it: straight from the page
+/// cache to the socket (sendfile) instead of through a user-space buffer.
+///
+/// The descriptor is a `dup` owned by the slice (shared through the `Arc`), so it stays valid
+/// while a response is being written even if retention closes and unlinks the segment meanwhile
+/// (an unlinked file stays readable through open descriptors). `Send`, so a slice read on the
+/// partition's shard can travel to the connection's shard.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    pub pos: u64,
+    pub len: usize,
+}
+
+impl FileSlice {
+    /// Reads the range into memory with `pread` on the calling thread (for the rare range that
+    /// cannot be sent as a file part; the data was just located, so it is normally cached).
+    pub fn read_to_memory(&self) -> io::Result<Bytes> {
+        use std::os::fd::AsFd;
+        let mut out = vec![0u8; self.len];
+        let mut done = 0usize;
+        while done < self.len {
+            let at = i64::try_from(self.pos + done as u64).map_err(io::Error::other)?;
+            match nix::sys::uio::pread(self.fd.as_fd(), &mut out[done..], at) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("file range ends {} bytes early", self.len - done),
+                    ))
+                }
+                Ok(n) => done += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Bytes::from(out))
+    }
 }

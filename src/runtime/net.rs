@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -62,6 +63,20 @@ impl Conn {
         self.stream.peer_addr().ok()
     }
 
+    /// The socket's descriptor, for system calls glommio does not offer (`sendfile`, see
+    /// [`crate::runtime::sendfile`]). Valid while `self` lives. The socket is in *blocking*
+    /// mode (glommio passes `MSG_DONTWAIT` per call instead): a raw call that may wait must
+    /// make itself non-blocking, or it stalls the whole shard.
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Writes every byte of `buf`, waiting (in io_uring, not on the thread) while the socket's
+    /// send buffer is full.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.stream.write_all(buf).await
+    }
+
     /// Fills `buf` completely; `UnexpectedEof` if the peer closed first.
     pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.stream.read_exact(buf).await
@@ -72,11 +87,56 @@ impl Conn {
         self.stream.read(buf).await
     }
 
-    /// Writes every byte of each slice, in order.
+    /// Writes every byte of each slice, in order: as few `sendmsg` calls as the socket allows
+    /// (one, when its send buffer has room), waiting in io_uring only when it is full.
     pub async fn write_all_vectored(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        for p in parts {
-            self.stream.write_all(p).await?;
+        let mut index = 0usize; // first part not completely sent
+        let mut skip = 0usize; // bytes of parts[index] already sent
+        while index < parts.len() {
+            let sent = self.try_send_vectored(&parts[index..], skip)?;
+            // Advance over what went out.
+            let mut left = sent;
+            while index < parts.len() && left >= parts[index].len() - skip {
+                left -= parts[index].len() - skip;
+                index += 1;
+                skip = 0;
+            }
+            skip += left;
+            if index < parts.len() && sent == 0 {
+                // Send buffer full: finish this part with glommio's awaiting write.
+                self.stream.write_all(&parts[index][skip..]).await?;
+                index += 1;
+                skip = 0;
+            }
         }
         self.stream.flush().await
+    }
+
+    /// One non-blocking `sendmsg` of `parts` (the first one from byte `skip`); 0 when the socket
+    /// cannot take anything now.
+    fn try_send_vectored(&self, parts: &[&[u8]], skip: usize) -> io::Result<usize> {
+        use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
+        use std::io::IoSlice;
+        // Linux accepts at most 1024 iovecs per call (UIO_MAXIOV); the rest goes next round.
+        let iov: Vec<IoSlice<'_>> = parts
+            .iter()
+            .enumerate()
+            .take(1024)
+            .map(|(i, p)| IoSlice::new(if i == 0 { &p[skip..] } else { p }))
+            .collect();
+        loop {
+            match sendmsg::<SockaddrStorage>(
+                self.raw_fd(),
+                &iov,
+                &[],
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }

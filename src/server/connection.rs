@@ -12,6 +12,7 @@ use crate::metrics;
 use crate::runtime::net::Conn;
 use crate::shard;
 use crate::wire::frame::check_size;
+use crate::wire::{Part, Response};
 
 /// Bytes read per step while receiving a frame body: memory grows with what the peer actually
 /// sends, not with what its size prefix claims.
@@ -49,9 +50,10 @@ pub async fn serve_connection(mut conn: Conn) {
         // Recorded when dropped: at the end of this iteration, or on any early return.
         let mut timer = metrics::RequestTimer::start(&frame);
         match dispatch(frame).await {
-            Outcome::Respond(bytes) => {
-                timer.sent(bytes.len());
-                if conn.write_all_vectored(&[&bytes]).await.is_err() {
+            Outcome::Respond(response) => {
+                timer.sent(response.len());
+                if let Err(e) = write_response(&mut conn, response).await {
+                    tracing::debug!("{peer:?}: closing: writing a response failed: {e}");
                     return;
                 }
             }
@@ -63,6 +65,30 @@ pub async fn serve_connection(mut conn: Conn) {
             }
         }
     }
+}
+
+/// Writes a response: runs of in-memory parts in one vectored send, file parts from the page
+/// cache (see `wire::response`).
+async fn write_response(conn: &mut Conn, response: Response) -> std::io::Result<()> {
+    let mut pending: Vec<Bytes> = Vec::new();
+    for part in response.parts {
+        match part {
+            Part::Bytes(b) => pending.push(b),
+            // TODO(sendfile): until runtime::sendfile lands, file parts are read into memory.
+            Part::File(f) => pending.push(f.read_to_memory()?),
+        }
+    }
+    flush_pending(conn, &mut pending).await
+}
+
+async fn flush_pending(conn: &mut Conn, pending: &mut Vec<Bytes>) -> std::io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let slices: Vec<&[u8]> = pending.iter().map(|b| &b[..]).collect();
+    conn.write_all_vectored(&slices).await?;
+    pending.clear();
+    Ok(())
 }
 
 async fn read_body(conn: &mut Conn, len: usize) -> std::io::Result<Bytes> {

@@ -8,12 +8,13 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::handlers;
 use crate::wire::{
-    api_versions_response, encode_response, parse_request, FrameError, RequestFrame,
+    api_versions_response, encode_response, encode_response_parts, parse_request, FrameError,
+    PartsBuf, RequestFrame, Response,
 };
 
 /// What the connection does with a request.
 pub enum Outcome {
-    Respond(Bytes),
+    Respond(Response),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
     /// Unanswerable (malformed, unknown API, unsupported version): close, as Kafka does.
@@ -37,7 +38,24 @@ fn respond<R: Encodable>(frame: &RequestFrame, body: &R) -> Outcome {
         frame.header.correlation_id,
         body,
     ) {
-        Ok(b) => Outcome::Respond(b),
+        Ok(b) => Outcome::Respond(Response::from_bytes(b)),
+        Err(e) => Outcome::Close(format!(
+            "encoding {:?} v{} response failed: {e}",
+            frame.api_key, frame.api_version
+        )),
+    }
+}
+
+/// [`respond`] for a body whose record data was registered with `buf`.
+fn respond_parts<R: Encodable>(frame: &RequestFrame, body: &R, buf: PartsBuf) -> Outcome {
+    match encode_response_parts(
+        frame.api_key,
+        frame.api_version,
+        frame.header.correlation_id,
+        body,
+        buf,
+    ) {
+        Ok(r) => Outcome::Respond(r),
         Err(e) => Outcome::Close(format!(
             "encoding {:?} v{} response failed: {e}",
             frame.api_key, frame.api_version
@@ -58,7 +76,7 @@ pub async fn dispatch(raw: Bytes) -> Outcome {
             // and our versions, so the client can retry with one we support.
             let body = api_versions_response(ResponseError::UnsupportedVersion.code());
             return match encode_response(ApiKey::ApiVersions, 0, correlation_id, &body) {
-                Ok(b) => Outcome::Respond(b),
+                Ok(b) => Outcome::Respond(Response::from_bytes(b)),
                 Err(e) => Outcome::Close(e.to_string()),
             };
         }
@@ -85,8 +103,8 @@ async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
             None => Outcome::NoResponse,
         },
         ApiKey::Fetch => {
-            let r = handlers::fetch::handle(decode(f)?, v).await;
-            respond(f, &r)
+            let (r, buf) = handlers::fetch::handle(decode(f)?, v).await;
+            respond_parts(f, &r, buf)
         }
         ApiKey::ListOffsets => {
             let r = handlers::list_offsets::handle(decode(f)?, v).await;

@@ -113,6 +113,10 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         },
         config.data_dir().display()
     );
+    runtime::file::set_append_io(match config.get("log.append.io") {
+        "uring" => runtime::file::AppendIo::Uring,
+        _ => runtime::file::AppendIo::Pwrite,
+    });
     let spec = ShardSpec {
         shards: cores,
         cpus: if pin { cpus } else { Vec::new() },

@@ -12,6 +12,7 @@ use kafka_protocol::error::ResponseError;
 use super::current;
 use crate::log::LogError;
 use crate::runtime::{now_ms, submit_to};
+use crate::wire::Records;
 
 /// The outcome of appending one partition's records.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +30,7 @@ pub struct ReadOutcome {
     pub error_code: i16,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub records: Bytes,
+    pub records: Records,
 }
 
 /// The outcome of resolving one ListOffsets query.
@@ -228,7 +229,7 @@ pub async fn read_many(requests: Vec<ReadRequest>, budget: usize) -> Vec<ReadOut
         error_code: code,
         high_watermark: -1,
         log_start_offset: -1,
-        records: Bytes::new(),
+        records: Records::default(),
     };
     let mut outcomes: Vec<Option<ReadOutcome>> = vec![None; requests.len()];
     let mut per_shard: std::collections::BTreeMap<usize, Vec<(usize, ReadRequest)>> =
@@ -296,7 +297,7 @@ async fn read(
             error_code: missing_log(&topic, partition),
             high_watermark: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: Records::default(),
         };
     };
     // Consumers read up to the high watermark only; on one node it equals the log end offset.
@@ -313,7 +314,7 @@ async fn read(
                 error_code: 0,
                 high_watermark,
                 log_start_offset: log.log_start_offset(),
-                records,
+                records: Records::Mem(records),
             }
         }
         Err(e) => {
@@ -323,7 +324,7 @@ async fn read(
                 error_code: e.kafka_error_code(),
                 high_watermark,
                 log_start_offset: log.log_start_offset(),
-                records: Bytes::new(),
+                records: Records::default(),
             }
         }
     }

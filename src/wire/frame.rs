@@ -7,6 +7,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use super::response::{PartsBuf, Response};
 
 /// A request whose header is parsed; the body is still raw bytes.
 #[derive(Debug)]
@@ -98,6 +99,32 @@ pub fn encode_response<R: Encodable>(
     header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     Ok(buf.freeze())
+}
+
+/// [`encode_response`] into a [`PartsBuf`] whose record blobs were registered by the caller:
+/// the same bytes on the wire, but registered record data is not copied.
+pub fn encode_response_parts<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    mut buf: PartsBuf,
+) -> anyhow::Result<Response> {
+    let header_version = api_key.response_header_version(version);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    buf.put_i32(i32::try_from(size)?);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    let response = buf.finish()?;
+    anyhow::ensure!(
+        response.len() == 4 + size,
+        "response encoded to {} bytes, expected {}",
+        response.len(),
+        4 + size
+    );
+    Ok(response)
 }
 
 /// Reads the big-endian i32 size prefix; `None` if it is negative or larger than `max`.

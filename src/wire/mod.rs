@@ -5,6 +5,8 @@
 
 pub mod api_table;
 pub mod frame;
+pub mod response;
 
 pub use api_table::{api_versions_response, supported_versions};
-pub use frame::{encode_response, parse_request, FrameError, RequestFrame};
+pub use frame::{encode_response, encode_response_parts, parse_request, FrameError, RequestFrame};
+pub use response::{Part, PartsBuf, Records, Response};

@@ -12,6 +12,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use crate::shard::partition_ops::{read_many, wait_for_data_on_owner, ReadOutcome, ReadRequest};
 use crate::shard::{self};
+use crate::wire::{PartsBuf, Records};
+use bytes::Bytes;
 
 /// Kafka's default broker `fetch.max.bytes`: the most one fetch response may hold.
 const FETCH_MAX_BYTES: usize = 57_671_680;
@@ -24,7 +26,9 @@ struct Want {
     max_bytes: usize,
 }
 
-pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
+/// The response and the buffer to encode it into: record data is registered with the buffer, so
+/// the encode does not copy it (see `wire::response`).
+pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf) {
     let shard = shard::current();
     // Fetch v13+ names topics by id; resolve ids to names once, here.
     let mut topics: Vec<(TopicName, uuid::Uuid, Option<String>)> = Vec::new();
@@ -87,6 +91,7 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
     let returned: usize = outcomes.iter().map(|o| o.records.len()).sum();
     crate::metrics::with(|m| m.fetch_bytes.add(returned as u64));
     let mut resp = FetchResponse::default();
+    let mut buf = PartsBuf::with_capacity(256 + 64 * outcomes.len());
     let mut outcomes = outcomes.into_iter();
     let mut wants = wants.into_iter().peekable();
     for (i, (name, id, _)) in topics.into_iter().enumerate() {
@@ -104,12 +109,24 @@ pub async fn handle(req: FetchRequest, version: i16) -> FetchResponse {
             pd.log_start_offset = o.log_start_offset;
             pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
             pd.preferred_read_replica = (-1).into();
-            pd.records = Some(o.records);
+            pd.records = Some(register(&mut buf, o.records));
             t.partitions.push(pd);
         }
         resp.responses.push(t);
     }
-    resp
+    (resp, buf)
+}
+
+/// The value to encode for one partition's records; file ranges too large for a placeholder are
+/// read into memory instead.
+fn register(buf: &mut PartsBuf, records: Records) -> Bytes {
+    match buf.register(records.clone()) {
+        Some(b) => b,
+        None => match records {
+            Records::Mem(b) => b,
+            Records::File(f) => f.read_to_memory().unwrap_or_default(),
+        },
+    }
 }
 
 /// Reads the wanted partitions with Kafka's byte-budget semantics: in request order, each read
