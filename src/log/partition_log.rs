@@ -11,7 +11,7 @@ use crate::log::producer_state::{
 };
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
-use crate::runtime::file::SerialLock;
+use crate::runtime::file::{FileSlice, SerialLock};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -576,6 +576,61 @@ impl PartitionLog {
                 .map(|(_, s)| s.clone());
         }
         Ok(Bytes::new())
+    }
+
+    /// Zero-copy counterpart of [`PartitionLog::read`]: where the data is, not the data. The
+    /// fetch path sends the returned [`FileSlice`] with
+    /// [`crate::runtime::sendfile::send_file`] (Kafka's `FileRecords`).
+    ///
+    /// Same rules and errors as `read` (`OffsetOutOfRange` outside `[log start, LEO]`, stops
+    /// at the high watermark, one segment per call, the first batch may start before
+    /// `offset`), with one difference, as in Kafka: the slice ends at `max_bytes` even inside a
+    /// batch, so its last batch may be partial. Clients drop a truncated trailing batch and
+    /// fetch again from its offset; the first batch is always whole (when `min_one_batch`
+    /// lets it exceed `max_bytes`) or absent.
+    ///
+    /// `Ok(None)` when there is nothing to send; a returned slice is never empty. The slice
+    /// holds its own descriptor, so it stays readable if retention deletes the segment
+    /// before it is sent.
+    pub async fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<FileSlice>, LogError> {
+        let upper_bound = self.high_watermark.get();
+        let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        if offset >= end || offset >= upper_bound {
+            return Ok(None);
+        }
+        let mut seg = self
+            .segments
+            .borrow()
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s.clone());
+        while let Some(s) = seg {
+            if let Some(slice) = s
+                .read_slice(offset, max_bytes, min_one_batch, upper_bound)
+                .await?
+            {
+                return Ok(Some(slice).filter(|s| s.len > 0));
+            }
+            seg = self
+                .segments
+                .borrow()
+                .range((Bound::Excluded(s.base_offset()), Bound::Unbounded))
+                .next()
+                .map(|(_, s)| s.clone());
+        }
+        Ok(None)
     }
 
     /// ListOffsets by timestamp: the first batch (in offset order) whose max timestamp is

@@ -4,7 +4,7 @@ use crate::log::batch::{first_record_at_or_after, BatchHeader, TimestampType, HE
 use crate::log::error::LogError;
 use crate::log::offset_index::OffsetIndex;
 use crate::log::time_index::TimeIndex;
-use crate::runtime::file::LogFile;
+use crate::runtime::file::{FileSlice, LogFile};
 use bytes::Bytes;
 use std::cell::Cell;
 use std::io;
@@ -407,6 +407,80 @@ impl Segment {
             keep += h.total_len();
         }
         Ok(Some(buf.slice(..keep)))
+    }
+
+    /// Like [`Segment::read`], but returns *where* the data is instead of reading it: a
+    /// [`FileSlice`] for a zero-copy send (Kafka's `FileRecords.slice`). Only batch headers
+    /// are read (index lookup + header walk, as in [`Segment::find_batch`]).
+    ///
+    /// The slice starts at the batch containing `offset` and ends at
+    /// `min(end, pos + max_bytes)`, where `end` is the segment's logical size when the read
+    /// starts, or, if `upper_bound` falls inside the segment, the position of the first batch
+    /// whose base offset is `>= upper_bound`. Unlike `read`, the last batch in the slice may
+    /// be cut short, as with Kafka: consumers drop a truncated trailing batch (and ask again
+    /// from its offset), and cutting here is what saves reading the data. If the first batch
+    /// alone is larger than `max_bytes`, the slice is exactly that batch when `min_one_batch`
+    /// (KIP-74), else empty.
+    ///
+    /// `None` when `offset` is not in this segment (go to the next one); `Some` with `len == 0`
+    /// when there is nothing to send (first batch at or past `upper_bound`, or too large).
+    pub(crate) async fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        upper_bound: i64,
+    ) -> Result<Option<FileSlice>, LogError> {
+        // Snapshot, taken together (no await in between): bytes below `size` are whole
+        // batches up to `next_offset`; concurrent appends only add after them, so a slice
+        // within `size` never covers a half-written batch.
+        let size = self.size.get();
+        let next_offset = self.next_offset.get();
+        if offset >= next_offset {
+            return Ok(None);
+        }
+        let Some((pos, first)) = self.find_batch(offset, size).await? else {
+            return Ok(None);
+        };
+        let fd = self.log.shared_fd()?;
+        let slice = |len: usize| Some(FileSlice { fd, pos, len });
+        if first.base_offset >= upper_bound {
+            return Ok(slice(0));
+        }
+        let first_len = first.total_len();
+        if first_len > max_bytes {
+            return Ok(slice(if min_one_batch { first_len } else { 0 }));
+        }
+        // `size - pos` may not fit a usize only on 32-bit targets; max_bytes then bounds it.
+        let limit = usize::try_from(size - pos)
+            .unwrap_or(usize::MAX)
+            .min(max_bytes);
+        if upper_bound >= next_offset {
+            // The common case (a single node: the bound is the log end): every batch in the
+            // snapshot may be sent, no walk needed.
+            return Ok(slice(limit));
+        }
+        // The bound is inside this segment (a high watermark held back below the log end):
+        // walk headers from the first batch to the first one at or past it, stopping as soon
+        // as the walk passes `limit` (what lies beyond is not sent anyway).
+        let stop_at = pos + limit as u64;
+        let end = match self
+            .scan(pos, size, false, |at, h| {
+                h.base_offset < upper_bound && at < stop_at
+            })
+            .await?
+        {
+            ScanEnd::Stopped(at, _) => at,
+            ScanEnd::End(at) => at,
+            ScanEnd::Invalid { pos, reason } => {
+                return Err(LogError::Corrupt(format!(
+                    "{} at {pos}: {reason}",
+                    self.log.path().display()
+                )))
+            }
+        };
+        let to_bound = usize::try_from(end - pos).unwrap_or(usize::MAX);
+        Ok(slice(to_bound.min(limit)))
     }
 
     /// First batch with max timestamp >= `target`, answered as `(offset, timestamp)`: the

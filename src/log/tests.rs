@@ -751,3 +751,202 @@ fn garbage_files_never_panic() {
         }
     });
 }
+
+// ---- read_slice (zero-copy fetch): where the data is, with Kafka's FileRecords semantics ----
+
+/// The bytes a slice covers, read back through the slice's own descriptor.
+fn slice_bytes(s: &crate::runtime::file::FileSlice) -> Bytes {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::from(s.fd.try_clone().unwrap());
+    let mut buf = vec![0u8; s.len];
+    f.read_exact_at(&mut buf, s.pos).unwrap();
+    Bytes::from(buf)
+}
+
+#[test]
+fn read_slice_returns_whole_batches_like_read() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        fill(&log, 10, 3, 1000).await;
+        let all = log.read(0, 1 << 20, false).await.unwrap();
+        assert_eq!(batches(&all).len(), 10);
+        let one = all.len() / 10; // fill() makes batches of equal size
+
+        let s = log.read_slice(0, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (0, all.len()));
+        assert_eq!(slice_bytes(&s), all);
+        // max_bytes on a batch boundary: exactly those batches, as read() returns them
+        let s = log.read_slice(0, 3 * one, false).await.unwrap().unwrap();
+        assert_eq!(s.len, 3 * one);
+        assert_eq!(slice_bytes(&s), log.read(0, 3 * one, false).await.unwrap());
+        // from the first offset of the third batch
+        let s = log.read_slice(6, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (2 * one as u64, 8 * one));
+        assert_eq!(slice_bytes(&s), log.read(6, 1 << 20, false).await.unwrap());
+        // the descriptor is made once per segment, not per read
+        let again = log.read_slice(0, 1, true).await.unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&s.fd, &again.fd));
+    });
+}
+
+#[test]
+fn read_slice_cuts_inside_a_batch_like_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        fill(&log, 10, 3, 1000).await;
+        let one = log.read(0, 1 << 20, false).await.unwrap().len() / 10;
+        let max = 2 * one + one / 2;
+
+        let s = log.read_slice(0, max, false).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (0, max));
+        let b = slice_bytes(&s);
+        // two whole batches (what read() returns), then the start of the third, cut short
+        let whole = log.read(0, max, false).await.unwrap();
+        assert_eq!(whole.len(), 2 * one);
+        assert_eq!(b.slice(..2 * one), whole);
+        let third = log.read(6, one, false).await.unwrap();
+        assert_eq!(b.slice(2 * one..), third.slice(..one / 2));
+    });
+}
+
+#[test]
+fn read_slice_first_batch_larger_than_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        let small = test_batches::batch(2, 0, 10);
+        let big = test_batches::batch(2, 0, 500);
+        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 0..=1
+        log.append(Bytes::from(big.clone()), 0).await.unwrap(); // 2..=3
+        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 4..=5
+
+        // without min_one_batch: nothing
+        assert!(log.read_slice(2, 100, false).await.unwrap().is_none());
+        assert!(log.read_slice(0, 0, false).await.unwrap().is_none());
+        // with it: exactly the first batch, not a byte more (though more data follows)
+        let s = log.read_slice(3, 100, true).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (small.len() as u64, big.len()));
+        let hs = batches(&slice_bytes(&s));
+        assert_eq!((hs.len(), hs[0].base_offset), (1, 2));
+        let s = log.read_slice(0, 0, true).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (0, small.len()));
+    });
+}
+
+#[test]
+fn read_slice_from_the_middle_of_a_batch_starts_at_that_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        fill(&log, 5, 4, 1000).await; // batches 0..=3, 4..=7, ...
+        let one = log.read(0, 1 << 20, false).await.unwrap().len() / 5;
+
+        let s = log.read_slice(7, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!(s.pos, one as u64);
+        assert_eq!(batches(&slice_bytes(&s))[0].base_offset, 4);
+        let s = log.read_slice(8, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!(s.pos, 2 * one as u64);
+        // index entries every 200 bytes: a lookup far into the segment lands right too
+        let s = log.read_slice(18, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!((s.pos, s.len), (4 * one as u64, one));
+    });
+}
+
+#[test]
+fn read_slice_out_of_range_and_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        assert!(log.read_slice(0, 1 << 20, true).await.unwrap().is_none()); // empty log
+        fill(&log, 3, 2, 1000).await; // LEO 6
+        assert!(log.read_slice(6, 1 << 20, true).await.unwrap().is_none());
+        let e = log.read_slice(7, 1 << 20, true).await.unwrap_err();
+        assert!(matches!(
+            e,
+            LogError::OffsetOutOfRange {
+                requested: 7,
+                start: 0,
+                end: 6
+            }
+        ));
+        assert!(matches!(
+            log.read_slice(-1, 10, true).await.unwrap_err(),
+            LogError::OffsetOutOfRange { .. }
+        ));
+    });
+}
+
+#[test]
+fn read_slice_stops_at_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        fill(&log, 6, 2, 1000).await; // batches 0..=1, 2..=3, ..., 10..=11
+        let one = log.read(0, 1 << 20, false).await.unwrap().len() / 6;
+        log.set_high_watermark(6);
+
+        let s = log.read_slice(0, 1 << 20, false).await.unwrap().unwrap();
+        assert_eq!(s.len, 3 * one);
+        assert_eq!(slice_bytes(&s), log.read(0, 1 << 20, false).await.unwrap());
+        // max_bytes before the bound still cuts (inside a batch)
+        let s = log
+            .read_slice(0, 2 * one + 10, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.len, 2 * one + 10);
+        // at or past the bound: nothing
+        assert!(log.read_slice(6, 1 << 20, true).await.unwrap().is_none());
+        assert!(log.read_slice(9, 1 << 20, true).await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn read_slice_across_segment_roll_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let mut c = cfg();
+        c.segment_bytes = 1000;
+        let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
+        fill(&log, 40, 3, 1000).await;
+        let bases = log.segment_bases();
+        assert!(bases.len() > 5);
+
+        // Walking the log with slices: one segment per call, each slice ends where its
+        // segment ends, and together they hold every batch once, in order.
+        let mut next = 0;
+        let mut calls = 0;
+        while let Some(s) = log.read_slice(next, 1 << 20, false).await.unwrap() {
+            let b = slice_bytes(&s);
+            assert_eq!(b, log.read(next, 1 << 20, false).await.unwrap());
+            let hs = batches(&b);
+            assert_eq!(hs[0].base_offset, next);
+            next = hs.last().unwrap().next_offset();
+            calls += 1;
+            assert_eq!(next, *bases.get(calls).unwrap_or(&120));
+        }
+        assert_eq!((next, calls), (120, bases.len()));
+        // from the middle of the second segment
+        let s = log
+            .read_slice(bases[1] + 1, 1 << 20, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(batches(&slice_bytes(&s))[0].base_offset, bases[1]);
+
+        // A slice taken before retention deletes its segment stays readable.
+        let old = log.read_slice(0, 1 << 20, false).await.unwrap().unwrap();
+        let old_bytes = slice_bytes(&old);
+        c.retention_ms = 1;
+        log.set_config(c);
+        assert!(log.apply_retention(1_000_000).await.unwrap() >= 1);
+        assert!(!segment_paths(dir.path(), 0).0.exists());
+        assert_eq!(slice_bytes(&old), old_bytes);
+        assert!(matches!(
+            log.read_slice(0, 1 << 20, true).await.unwrap_err(),
+            LogError::OffsetOutOfRange { .. }
+        ));
+    });
+}

@@ -110,9 +110,9 @@ impl LogFile {
         // SAFETY: the descriptor belongs to `self.file`, which stays open while `self` is
         // borrowed; the `BorrowedFd` lives only for the `dup` below.
         let borrowed = unsafe { BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
-        let owned = borrowed.try_clone_to_owned().map_err(|e| {
-            io::Error::new(e.kind(), format!("dup {}: {e}", self.path.display()))
-        })?;
+        let owned = borrowed
+            .try_clone_to_owned()
+            .map_err(|e| io::Error::new(e.kind(), format!("dup {}: {e}", self.path.display())))?;
         Ok(self
             .shared_fd
             .get_or_init(|| std::sync::Arc::new(owned))

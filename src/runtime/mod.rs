@@ -11,6 +11,7 @@ pub mod file;
 pub mod mesh;
 pub mod net;
 pub mod numa;
+pub mod sendfile;
 pub mod time;
 
 pub use executor::{launch_shards, shard_count, shard_id, spawn, ShardSpec};
