@@ -811,7 +811,12 @@ impl PartitionLog {
         // Producer state at the log end, so the next open replays nothing.
         self.snapshot_producers_locked().await;
         self.sync().await?;
-        // seal() may have written a time-index entry after the active segment's last sync.
+        // The acks path syncs only log data; a clean shutdown also syncs the indexes, so the
+        // next open can trust them (seal() may also have written a time-index entry).
+        let segs: Vec<Rc<Segment>> = self.segments.borrow().values().cloned().collect();
+        for s in segs {
+            s.sync_indexes().await?;
+        }
         active.index.fdatasync().await?;
         active.time_index.fdatasync().await?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);

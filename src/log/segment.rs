@@ -68,6 +68,8 @@ pub struct Segment {
     roll_base_ms: Cell<i64>,
     bytes_since_index: Cell<u64>,
     dirty: Cell<bool>,
+    /// Appended to since the indexes were last synced (they are synced only at close).
+    indexes_dirty: Cell<bool>,
 }
 
 /// A batch placed in a segment by [`Segment::append`]: its header (offsets already assigned)
@@ -112,6 +114,7 @@ impl Segment {
             roll_base_ms: Cell::new(0),
             bytes_since_index: Cell::new(0),
             dirty: Cell::new(false),
+            indexes_dirty: Cell::new(false),
         })
     }
 
@@ -324,18 +327,35 @@ impl Segment {
     }
 
     /// `fdatasync` the log and its indexes if anything was appended since the last sync.
+    ///
+    /// Only the log is synced here, on every acks=-1 / flush path: the indexes are derived data
+    /// that recovery checks and rebuilds from the log ("rebuild, don't checksum", see
+    /// `recovery`), so syncing them too would triple the device flushes per acknowledged write
+    /// for nothing. [`Segment::sync_indexes`] syncs them at a clean shutdown.
     pub(crate) async fn sync(&self) -> Result<(), LogError> {
         if !self.dirty.replace(false) {
             return Ok(());
         }
+        if let Err(e) = self.log.fdatasync().await {
+            self.dirty.set(true);
+            return Err(e.into());
+        }
+        self.indexes_dirty.set(true);
+        Ok(())
+    }
+
+    /// `fdatasync` both indexes if the segment was appended to since they were last synced.
+    pub(crate) async fn sync_indexes(&self) -> Result<(), LogError> {
+        if !self.indexes_dirty.replace(false) && !self.dirty.get() {
+            return Ok(());
+        }
         let r = async {
-            self.log.fdatasync().await?;
             self.index.fdatasync().await?;
             self.time_index.fdatasync().await
         }
         .await;
         if let Err(e) = r {
-            self.dirty.set(true);
+            self.indexes_dirty.set(true);
             return Err(e.into());
         }
         Ok(())

@@ -178,11 +178,15 @@ impl LogFile {
     pub async fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         let mut done = 0usize;
         while done < buf.len() {
-            let written = self
-                .file
-                .write_at(buf[done..].to_vec(), pos + done as u64)
-                .await
-                .map_err(|e| io_err("write", &self.path, e))?;
+            let at = pos + done as u64;
+            let written = match append_io() {
+                AppendIo::Pwrite => self.pwrite(&buf[done..], at)?,
+                AppendIo::Uring => self
+                    .file
+                    .write_at(buf[done..].to_vec(), at)
+                    .await
+                    .map_err(|e| io_err("write", &self.path, e))?,
+            };
             if written == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -245,9 +249,8 @@ impl LogFile {
             // SAFETY: `iov` describes the vector's spare capacity, valid for writes of `iov_len`
             // bytes while `out` is borrowed here; the descriptor belongs to `self.file`. The
             // kernel reports how many bytes it initialised, and only those are exposed below.
-            let n = unsafe {
-                libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT)
-            };
+            let n =
+                unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
             if n < 0 {
                 let err = io::Error::last_os_error();
                 return match err.raw_os_error() {

@@ -74,8 +74,10 @@ async fn write_response(conn: &mut Conn, response: Response) -> std::io::Result<
     for part in response.parts {
         match part {
             Part::Bytes(b) => pending.push(b),
-            // TODO(sendfile): until runtime::sendfile lands, file parts are read into memory.
-            Part::File(f) => pending.push(f.read_to_memory()?),
+            Part::File(f) => {
+                flush_pending(conn, &mut pending).await?;
+                crate::runtime::sendfile::send_file(conn, &f).await?;
+            }
         }
     }
     flush_pending(conn, &mut pending).await

@@ -302,10 +302,16 @@ async fn read(
     };
     // Consumers read up to the high watermark only; on one node it equals the log end offset.
     let high_watermark = log.high_watermark();
+    // `fetch.zero.copy`: hand back a file range for the connection to sendfile, not the bytes.
+    let zero_copy = current().config.bool("fetch.zero.copy");
     let result = if max_bytes == 0 {
-        Ok(Bytes::new())
+        Ok(Records::default())
+    } else if zero_copy {
+        log.read_slice(offset, max_bytes, min_one)
+            .await
+            .map(|s| s.map(Records::File).unwrap_or_default())
     } else {
-        log.read(offset, max_bytes, min_one).await
+        log.read(offset, max_bytes, min_one).await.map(Records::Mem)
     };
     match result {
         Ok(records) => {
@@ -314,7 +320,7 @@ async fn read(
                 error_code: 0,
                 high_watermark,
                 log_start_offset: log.log_start_offset(),
-                records: Records::Mem(records),
+                records,
             }
         }
         Err(e) => {
