@@ -325,12 +325,12 @@ try:
 except Exception: print('')" "$1" 2>/dev/null
 }
 
-start_shardlog() { # start_shardlog NAME CORES
+start_shardlog() { # start_shardlog NAME CORES [extra shardlog args]
     BROKER_NAME=$1
     PORT="$(pick_port)"
     rm -rf "$WORK/data-$1"
     NO_COLOR=1 "$SL" start --cores "$2" --data-dir "$WORK/data-$1" --listen "127.0.0.1:$PORT" \
-        --metrics-listen "" --set group.initial.rebalance.delay.ms=0 >"$WORK/$1.log" 2>&1 &
+        --metrics-listen "" --set group.initial.rebalance.delay.ms=0 "${@:3}" >"$WORK/$1.log" 2>&1 &
     SL_PID=$!
     BROKER_PID=$SL_PID
     local deadline=$((SECONDS + 30))
@@ -402,6 +402,16 @@ if [[ "${SKIP_SHARDLOG:-0}" != 1 ]]; then
         stop_shardlog
     else
         echo "shardlog,start,1" >>"$OUT/failures.csv"
+    fi
+    # (f) zero-copy fetch: the same (a) + (b) with fetch.zero.copy=true (sendfile), to choose
+    # the default by measurement.
+    if start_shardlog shardlog-zerocopy 2 --set fetch.zero.copy=true; then
+        log "shardlog fetch.zero.copy=true: warm-up load"; phase warmup warm_up
+        log "shardlog fetch.zero.copy=true: (a) produce";  phase produce produce_max
+        log "shardlog fetch.zero.copy=true: (b) catch-up consume"; phase consume consume_catchup
+        stop_shardlog
+    else
+        echo "shardlog-zerocopy,start,1" >>"$OUT/failures.csv"
     fi
     if start_shardlog shardlog-cores1 1; then
         log "shardlog --cores 1: warm-up load"; phase warmup warm_up

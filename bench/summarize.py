@@ -141,7 +141,7 @@ def perf_consumer(broker):
 
 # ---- numbers ------------------------------------------------------------------------------------
 N = {}
-for b in BROKERS + ("shardlog-cores1",):
+for b in BROKERS + ("shardlog-cores1", "shardlog-zerocopy"):
     N[b] = dict(
         produce=run(b, "produce"), consume=run(b, "consume"),
         lat1=run(b, "latency-acks1"), latall=run(b, "latency-acksall"),
@@ -278,6 +278,23 @@ w(f"| 2 | {fmt(c2)} | {fmt(v('shardlog', 'produce', 'produce', 'msgs_per_sec'))}
 w(f"| ratio 2/1 | {ratio(c2, c1)} | |")
 w("")
 w("Broker and load generator share the machine's CPUs, so --cores 2 leaves the load generator less room.")
+w("")
+
+zc = v("shardlog-zerocopy", "consume", "consume", "mb_per_sec")
+cp = v("shardlog", "consume", "consume", "mb_per_sec")
+w("## (f) fetch path: copy (default) vs zero-copy (`fetch.zero.copy=true`, sendfile), (b) catch-up consume")
+w("")
+w("| fetch path | consume MB/s | broker CPU s | produce (a) MB/s |")
+w("|---|---:|---:|---:|")
+def phase_cpu(broker, phase):
+    for line in (read("phases.csv") or "").splitlines()[1:]:
+        f = line.split(",")
+        if len(f) > 3 and f[0] == broker and f[1] == phase:
+            return f[3]
+    return None
+w(f"| copy (pread + writev) | {fmt(cp)} | {phase_cpu('shardlog', 'consume') or '-'} | {fmt(v('shardlog', 'produce', 'produce', 'mb_per_sec'))} |")
+w(f"| zero-copy (sendfile) | {fmt(zc)} | {phase_cpu('shardlog-zerocopy', 'consume') or '-'} | {fmt(v('shardlog-zerocopy', 'produce', 'produce', 'mb_per_sec'))} |")
+w(f"| ratio zero-copy / copy | {ratio(zc, cp)} | | |")
 w("")
 
 # ---- targets --------------------------------------------------------------------------------------
