@@ -82,6 +82,20 @@ impl Conn {
         self.stream.read_exact(buf).await
     }
 
+    /// Reads what the socket already holds without waiting: `None` if nothing is there yet,
+    /// `Some(0)` if the peer closed.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        use nix::sys::socket::{recv, MsgFlags};
+        loop {
+            match recv(self.raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(Some(n)),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Reads what is available (at least one byte unless the peer closed: then 0).
     pub async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf).await

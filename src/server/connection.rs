@@ -1,22 +1,33 @@
 //! One client connection: read a frame, answer it, repeat.
 //!
-//! Requests on one connection are handled one at a time and answered in order, exactly as Kafka
-//! does (it mutes a connection until its response is sent); clients pipeline across connections
-//! and partitions, not within one. Anything unanswerable closes the connection, which affects only
-//! this client.
+//! Requests on one connection are handled in arrival order and answered in that order, as with
+//! Kafka. One refinement: a request whose work is done except for waiting (an acks=-1 produce
+//! whose records are appended but not yet synced) does not hold up the *reading* of requests the
+//! client already pipelined behind it. Those are handled (appended, in order) while the sync
+//! runs, so one fdatasync covers them all; responses still leave strictly in request order.
+//! Anything unanswerable closes the connection, which affects only this client.
 
-use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 
 use super::dispatch::{dispatch, Outcome};
-use crate::metrics;
+use super::frame_reader::{FrameReader, ReadError};
+use crate::metrics::{self, RequestTimer};
 use crate::runtime::net::Conn;
 use crate::shard;
-use crate::wire::frame::check_size;
 use crate::wire::{Part, Response};
 
-/// Bytes read per step while receiving a frame body: memory grows with what the peer actually
-/// sends, not with what its size prefix claims.
-const READ_CHUNK: usize = 64 * 1024;
+/// Requests a connection may have answered-but-unsent. Kafka clients keep at most 5 in flight
+/// per connection (idempotent producers); the bound keeps memory per connection small whatever
+/// a client does.
+const MAX_PENDING: usize = 16;
+
+/// A handled request waiting for its turn to be answered.
+struct Pending {
+    outcome: Outcome,
+    timer: RequestTimer,
+}
 
 pub async fn serve_connection(mut conn: Conn) {
     let shard = shard::current();
@@ -28,41 +39,101 @@ pub async fn serve_connection(mut conn: Conn) {
     drop(shard);
     let peer = conn.peer_addr();
     let _counted = metrics::ConnectionGuard::new();
+    let mut input = FrameReader::new(max);
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     loop {
-        let mut prefix = [0u8; 4];
-        match timer.timeout(idle_ms, conn.read_exact(&mut prefix)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return, // peer closed
-            Err(_) => {
-                tracing::debug!(
-                    "{peer:?}: closing: idle for connections.max.idle.ms ({idle_ms} ms)"
-                );
-                return;
-            }
-        }
-        let Some(len) = check_size(prefix, max) else {
-            tracing::info!("{peer:?}: closing: request size {} is negative or above socket.request.max.bytes ({max})", i32::from_be_bytes(prefix));
-            return;
-        };
-        let Ok(Ok(frame)) = timer.timeout(idle_ms, read_body(&mut conn, len)).await else {
-            return;
-        };
-        // Recorded when dropped: at the end of this iteration, or on any early return.
-        let mut timer = metrics::RequestTimer::start(&frame);
-        match dispatch(frame).await {
-            Outcome::Respond(response) => {
-                timer.sent(response.len());
-                if let Err(e) = write_response(&mut conn, response).await {
-                    tracing::debug!("{peer:?}: closing: writing a response failed: {e}");
+        let frame = if pending.is_empty() {
+            match timer.timeout(idle_ms, input.next(&mut conn)).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => return closing(&peer, e, max),
+                Err(_) => {
+                    tracing::debug!(
+                        "{peer:?}: closing: idle for connections.max.idle.ms ({idle_ms} ms)"
+                    );
                     return;
                 }
             }
-            Outcome::NoResponse => {}
-            Outcome::Close(why) => {
-                timer.failed();
-                tracing::info!("{peer:?}: closing connection: {why}");
+        } else {
+            // Something awaits its turn: take a request only if it is already here, otherwise
+            // answer the oldest one (which may mean waiting for its sync).
+            let next = match pending.len() < MAX_PENDING {
+                true => input.try_next(&conn),
+                false => Ok(None),
+            };
+            match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    let Some(p) = pending.pop_front() else {
+                        continue;
+                    };
+                    if !send(&mut conn, &peer, p).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // Answer what was already handled (its effects happened) before closing.
+                    while let Some(p) = pending.pop_front() {
+                        if !send(&mut conn, &peer, p).await {
+                            break;
+                        }
+                    }
+                    return closing(&peer, e, max);
+                }
+            }
+        };
+        // Recorded when dropped: once the response is written, or on any early return.
+        let request_timer = RequestTimer::start(&frame);
+        let outcome = dispatch(frame).await;
+        let answer = Pending {
+            outcome,
+            timer: request_timer,
+        };
+        if pending.is_empty() && !matches!(answer.outcome, Outcome::Later(_)) {
+            if !send(&mut conn, &peer, answer).await {
                 return;
             }
+        } else {
+            pending.push_back(answer);
+        }
+    }
+}
+
+fn closing(peer: &Option<std::net::SocketAddr>, e: ReadError, max: usize) {
+    match e {
+        ReadError::Io(_) => {} // peer closed or reset
+        ReadError::BadSize(size) => tracing::info!(
+            "{peer:?}: closing: request size {size} is negative or above socket.request.max.bytes ({max})"
+        ),
+    }
+}
+
+/// Waits for a handled request's answer if need be and writes it. `false`: close the connection.
+async fn send(conn: &mut Conn, peer: &Option<std::net::SocketAddr>, p: Pending) -> bool {
+    let Pending { outcome, mut timer } = p;
+    let outcome = match outcome {
+        Outcome::Later(later) => later.await,
+        other => other,
+    };
+    match outcome {
+        Outcome::Respond(response) => {
+            timer.sent(response.len());
+            if let Err(e) = write_response(conn, response).await {
+                tracing::debug!("{peer:?}: closing: writing a response failed: {e}");
+                return false;
+            }
+            true
+        }
+        Outcome::NoResponse => true,
+        Outcome::Close(why) => {
+            timer.failed();
+            tracing::info!("{peer:?}: closing connection: {why}");
+            false
+        }
+        Outcome::Later(_) => {
+            timer.failed();
+            tracing::error!("{peer:?}: closing: a deferred answer deferred again");
+            false
         }
     }
 }
@@ -91,15 +162,4 @@ async fn flush_pending(conn: &mut Conn, pending: &mut Vec<Bytes>) -> std::io::Re
     conn.write_all_vectored(&slices).await?;
     pending.clear();
     Ok(())
-}
-
-async fn read_body(conn: &mut Conn, len: usize) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(len.min(READ_CHUNK));
-    while buf.len() < len {
-        let start = buf.len();
-        let step = (len - start).min(READ_CHUNK);
-        buf.resize(start + step, 0);
-        conn.read_exact(&mut buf[start..]).await?;
-    }
-    Ok(buf.freeze())
 }

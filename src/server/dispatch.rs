@@ -7,6 +7,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::handlers;
+use super::handlers::produce::ProduceAnswer;
 use crate::wire::{
     api_versions_response, encode_response, encode_response_parts, parse_request, FrameError,
     PartsBuf, RequestFrame, Response,
@@ -17,6 +18,10 @@ pub enum Outcome {
     Respond(Response),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
+    /// The request's work is done except waiting (acks=-1 produce waiting for its sync): the
+    /// connection may read and handle its next request meanwhile, and sends this response when
+    /// ready, in request order.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>),
     /// Unanswerable (malformed, unknown API, unsupported version): close, as Kafka does.
     Close(String),
 }
@@ -32,16 +37,19 @@ fn decode<T: Decodable>(frame: &mut RequestFrame) -> Result<T, Outcome> {
 }
 
 fn respond<R: Encodable>(frame: &RequestFrame, body: &R) -> Outcome {
-    match encode_response(
+    encode(
         frame.api_key,
         frame.api_version,
         frame.header.correlation_id,
         body,
-    ) {
+    )
+}
+
+fn encode<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Outcome {
+    match encode_response(api_key, version, correlation_id, body) {
         Ok(b) => Outcome::Respond(Response::from_bytes(b)),
         Err(e) => Outcome::Close(format!(
-            "encoding {:?} v{} response failed: {e}",
-            frame.api_key, frame.api_version
+            "encoding {api_key:?} v{version} response failed: {e}"
         )),
     }
 }
@@ -99,8 +107,14 @@ async fn route(f: &mut RequestFrame) -> Result<Outcome, Outcome> {
             respond(f, &r)
         }
         ApiKey::Produce => match handlers::produce::handle(decode(f)?, v).await {
-            Some(r) => respond(f, &r),
-            None => Outcome::NoResponse,
+            ProduceAnswer::Now(r) => respond(f, &r),
+            ProduceAnswer::Nothing => Outcome::NoResponse,
+            ProduceAnswer::AfterSync(later) => {
+                let (key, correlation_id) = (f.api_key, f.header.correlation_id);
+                Outcome::Later(Box::pin(async move {
+                    encode(key, v, correlation_id, &later.await)
+                }))
+            }
         },
         ApiKey::Fetch => {
             let (r, buf) = handlers::fetch::handle(decode(f)?, v).await;

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod dispatch;
+pub mod frame_reader;
 pub mod handlers;
 pub mod lifecycle;
 

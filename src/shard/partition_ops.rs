@@ -79,12 +79,50 @@ pub async fn append_on_owner(
             ..Default::default()
         };
     };
-    submit_to(shard, move || append(topic, partition, records, acks))
+    submit_to(shard, move || async move {
+        append(topic, partition, records, acks, false).await.0
+    })
+    .await
+    .unwrap_or_else(|e| AppendOutcome {
+        error_code: ResponseError::NotLeaderOrFollower.code(),
+        error_message: Some(e.to_string()),
+        ..Default::default()
+    })
+}
+
+/// The durability wait of an acks=-1 append that was answered before its sync: `Ok` once the
+/// data is synced, or the error code and message the partition must be answered with instead.
+pub type SyncWait = oneshot::Receiver<Result<(), (i16, String)>>;
+
+/// [`append_on_owner`], except that an acks=-1 append returns as soon as the data is in the log
+/// (and visible), with the sync still running on the owner: the caller must await the
+/// [`SyncWait`] before acknowledging. This lets a connection read and append the client's next
+/// pipelined request while the previous one's fdatasync is in flight, so one sync covers both
+/// (group commit without needing a connection per in-flight request).
+pub async fn append_on_owner_deferred(
+    topic: String,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> (AppendOutcome, Option<SyncWait>) {
+    let Some(shard) = owner(&topic, partition) else {
+        return (
+            AppendOutcome {
+                error_code: unknown(),
+                ..Default::default()
+            },
+            None,
+        );
+    };
+    submit_to(shard, move || append(topic, partition, records, acks, true))
         .await
-        .unwrap_or_else(|e| AppendOutcome {
-            error_code: ResponseError::NotLeaderOrFollower.code(),
-            error_message: Some(e.to_string()),
-            ..Default::default()
+        .unwrap_or_else(|e| {
+            let o = AppendOutcome {
+                error_code: ResponseError::NotLeaderOrFollower.code(),
+                error_message: Some(e.to_string()),
+                ..Default::default()
+            };
+            (o, None)
         })
 }
 
@@ -110,7 +148,13 @@ pub async fn flush_due_partitions() {
     }
 }
 
-async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> AppendOutcome {
+async fn append(
+    topic: String,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+    defer_sync: bool,
+) -> (AppendOutcome, Option<SyncWait>) {
     let shard = current();
     let tp = (topic, partition);
     let size = records.len() as u64;
@@ -120,11 +164,13 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
     });
     let Some(log) = shard.log(&tp) else {
         crate::metrics::with(|m| m.append_errors.inc());
-        return AppendOutcome {
+        let o = AppendOutcome {
             error_code: missing_log(&tp.0, tp.1),
             ..Default::default()
         };
+        return (o, None);
     };
+    let mut deferred = None;
     let result = match log.append(records, now_ms()).await {
         Ok(info) => {
             if !info.duplicate {
@@ -144,7 +190,23 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
                     .acks_all_appends
                     .set(shard.waiters.acks_all_appends.get() + 1);
             }
-            if acks == -1 || unsynced >= shard.topic_value(&tp.0, "flush.messages") {
+            if acks == -1 && defer_sync {
+                let (tx, rx) = oneshot::channel();
+                let target = info.last_offset + 1;
+                let log = log.clone();
+                let tp = tp.clone();
+                crate::runtime::spawn(async move {
+                    let shard = current();
+                    let result = shard.waiters.sync_through(&tp, &log, target).await;
+                    let _ = tx.send(result.map_err(|e| {
+                        log_storage_error(&e);
+                        crate::metrics::with(|m| m.append_errors.inc());
+                        (e.kafka_error_code(), e.to_string())
+                    }));
+                });
+                deferred = Some(rx);
+                Ok(info)
+            } else if acks == -1 || unsynced >= shard.topic_value(&tp.0, "flush.messages") {
                 shard
                     .waiters
                     .sync_through(&tp, &log, info.last_offset + 1)
@@ -156,7 +218,7 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
         }
         Err(e) => Err(e),
     };
-    match result {
+    let outcome = match result {
         Ok(info) => AppendOutcome {
             error_code: 0,
             error_message: None,
@@ -175,7 +237,8 @@ async fn append(topic: String, partition: i32, records: Bytes, acks: i16) -> App
                 log_start_offset: log.log_start_offset(),
             }
         }
-    }
+    };
+    (outcome, deferred)
 }
 
 /// Registers interest in the next append to (topic, partition) past `offset`, on its owner. The

@@ -3,13 +3,22 @@
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::str_bytes;
-use crate::shard::partition_ops::{append_on_owner, AppendOutcome};
+use crate::shard::partition_ops::{append_on_owner_deferred, AppendOutcome, SyncWait};
 
-/// Returns `None` for acks=0, which gets no response at all.
-pub async fn handle(req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+/// What a Produce request is answered with.
+pub enum ProduceAnswer {
+    /// acks=0: no response at all.
+    Nothing,
+    Now(ProduceResponse),
+    /// acks=-1 whose records are appended but not yet synced: the response once they are.
+    /// Awaiting it is all that is left to do; the appends themselves happened in order.
+    AfterSync(std::pin::Pin<Box<dyn std::future::Future<Output = ProduceResponse>>>),
+}
+
+pub async fn handle(req: ProduceRequest, _version: i16) -> ProduceAnswer {
     let acks = req.acks;
     let refuse = if !matches!(acks, -1..=1) {
         Some((
@@ -44,32 +53,67 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> Option<ProduceRespons
             };
             calls.push(async move {
                 if let Some((e, msg)) = refuse {
-                    return AppendOutcome {
+                    let o = AppendOutcome {
                         error_code: e.code(),
                         error_message: Some(msg.into()),
                         base_offset: -1,
                         log_append_time: -1,
                         log_start_offset: -1,
                     };
+                    return (o, None);
                 }
                 match p.records {
-                    Some(records) => append_on_owner(name, p.index, records, acks).await,
-                    None => AppendOutcome {
-                        error_code: ResponseError::CorruptMessage.code(),
-                        error_message: Some("null records".into()),
-                        base_offset: -1,
-                        log_append_time: -1,
-                        log_start_offset: -1,
-                    },
+                    Some(records) => append_on_owner_deferred(name, p.index, records, acks).await,
+                    None => {
+                        let o = AppendOutcome {
+                            error_code: ResponseError::CorruptMessage.code(),
+                            error_message: Some("null records".into()),
+                            base_offset: -1,
+                            log_append_time: -1,
+                            log_start_offset: -1,
+                        };
+                        (o, None)
+                    }
                 }
             });
         }
         shape.push((topic.name, parts));
     }
-    let mut outcomes = join_all(calls).await.into_iter();
+    let (outcomes, waits): (Vec<AppendOutcome>, Vec<Option<SyncWait>>) =
+        join_all(calls).await.into_iter().unzip();
     if acks == 0 {
-        return None;
+        return ProduceAnswer::Nothing;
     }
+    if waits.iter().all(Option::is_none) {
+        return ProduceAnswer::Now(response(shape, outcomes));
+    }
+    ProduceAnswer::AfterSync(Box::pin(async move {
+        let mut outcomes = outcomes;
+        for (o, wait) in outcomes.iter_mut().zip(waits) {
+            let Some(wait) = wait else { continue };
+            let failed = match wait.await {
+                Ok(Ok(())) => None,
+                Ok(Err((code, message))) => Some((code, message)),
+                // The owner shard dropped the sync (shutting down): not known to be durable.
+                Err(_) => Some((
+                    ResponseError::NotLeaderOrFollower.code(),
+                    "the partition's shard stopped before the sync completed".into(),
+                )),
+            };
+            if let Some((code, message)) = failed {
+                o.error_code = code;
+                o.error_message = Some(message);
+                o.base_offset = -1;
+                o.log_append_time = -1;
+            }
+        }
+        response(shape, outcomes)
+    }))
+}
+
+/// Builds the response: `outcomes` in request order, shaped like the request.
+fn response(shape: Vec<(TopicName, Vec<i32>)>, outcomes: Vec<AppendOutcome>) -> ProduceResponse {
+    let mut outcomes = outcomes.into_iter();
     let mut resp = ProduceResponse::default();
     for (name, parts) in shape {
         let mut t = TopicProduceResponse::default();
@@ -87,5 +131,5 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> Option<ProduceRespons
         }
         resp.responses.push(t);
     }
-    Some(resp)
+    resp
 }

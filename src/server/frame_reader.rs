@@ -1,0 +1,133 @@
+//! Buffered reading of request frames from a connection.
+//!
+//! Reads as much as the socket has (one `recv` often brings several small requests, or a whole
+//! large one) and cuts complete frames out of the buffer. It can also look for a next frame
+//! *without waiting* ([`FrameReader::try_next`]), which lets a connection pick up a client's
+//! pipelined request while an earlier one waits for its sync.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::runtime::net::Conn;
+use crate::wire::frame::check_size;
+
+/// Smallest read step. Memory grows with what the peer actually sends, not with what its size
+/// prefix claims: each step is at most the larger of this and what is already buffered.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why no frame can be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed or the socket failed.
+    Io(std::io::Error),
+    /// A size prefix that is negative or above `socket.request.max.bytes`.
+    BadSize(i32),
+}
+
+pub struct FrameReader {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl FrameReader {
+    pub fn new(max: usize) -> FrameReader {
+        FrameReader {
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    /// The next complete frame (without its size prefix), waiting for the peer as needed.
+    pub async fn next(&mut self, conn: &mut Conn) -> Result<Bytes, ReadError> {
+        loop {
+            if let Some(frame) = self.take()? {
+                return Ok(frame);
+            }
+            let start = self.grow();
+            let n = conn
+                .read_some(&mut self.buf[start..])
+                .await
+                .map_err(ReadError::Io);
+            self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
+            match n? {
+                0 => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                _ => continue,
+            }
+        }
+    }
+
+    /// A complete frame if one is buffered or already waiting in the socket; `None` otherwise
+    /// (never waits).
+    pub fn try_next(&mut self, conn: &Conn) -> Result<Option<Bytes>, ReadError> {
+        loop {
+            if let Some(frame) = self.take()? {
+                return Ok(Some(frame));
+            }
+            let start = self.grow();
+            let n = conn.try_read(&mut self.buf[start..]);
+            self.buf
+                .truncate(start + n.as_ref().ok().copied().flatten().unwrap_or(0));
+            match n.map_err(ReadError::Io)? {
+                None => return Ok(None),
+                Some(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                Some(_) => continue,
+            }
+        }
+    }
+
+    /// Cuts the first frame out of the buffer if it is complete.
+    fn take(&mut self) -> Result<Option<Bytes>, ReadError> {
+        let Some(prefix) = self.buf.get(..4) else {
+            return Ok(None);
+        };
+        let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
+        let Some(len) = check_size(prefix, self.max) else {
+            return Err(ReadError::BadSize(i32::from_be_bytes(prefix)));
+        };
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let mut frame = self.buf.split_to(4 + len);
+        let _ = frame.split_to(4);
+        Ok(Some(frame.freeze()))
+    }
+
+    /// Appends zeroed room for the next read; returns where it starts.
+    fn grow(&mut self) -> usize {
+        let start = self.buf.len();
+        let step = READ_CHUNK.max(start);
+        self.buf.resize(start + step, 0);
+        start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader_with(bytes: &[u8], max: usize) -> FrameReader {
+        let mut r = FrameReader::new(max);
+        r.buf.extend_from_slice(bytes);
+        r
+    }
+
+    #[test]
+    fn frames_are_cut_at_their_size_prefix() {
+        let mut r = reader_with(&[0, 0, 0, 2, 7, 8, 0, 0, 0, 1, 9, 0, 0], 100);
+        assert_eq!(&r.take().unwrap().unwrap()[..], &[7, 8]);
+        assert_eq!(&r.take().unwrap().unwrap()[..], &[9]);
+        assert!(
+            r.take().unwrap().is_none(),
+            "a partial prefix is not a frame"
+        );
+    }
+
+    #[test]
+    fn a_partial_body_waits_and_a_bad_size_is_refused() {
+        let mut r = reader_with(&[0, 0, 0, 5, 1, 2], 100);
+        assert!(r.take().unwrap().is_none());
+        let mut r = reader_with(&[0xff, 0xff, 0xff, 0xff], 100);
+        assert!(matches!(r.take(), Err(ReadError::BadSize(-1))));
+        let mut r = reader_with(&[0, 0, 1, 0], 100);
+        assert!(matches!(r.take(), Err(ReadError::BadSize(256))));
+    }
+}
