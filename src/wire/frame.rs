@@ -4,10 +4,10 @@
 //! is read (see `server::connection`); here the header is parsed without trusting anything: the api
 //! key must be known and the version supported before the body is handed to a decoder.
 
+use super::response::{PartsBuf, Response};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use super::response::{PartsBuf, Response};
 
 /// A request whose header is parsed; the body is still raw bytes.
 #[derive(Debug)]
