@@ -146,3 +146,35 @@ fn pipelined_requests_are_answered_in_order_with_offsets_in_send_order() {
     assert_eq!(next_offset[0] + next_offset[1], 38 * 4);
     broker.assert_running();
 }
+
+#[test]
+fn nothing_after_a_request_that_closes_the_connection_is_executed() {
+    let mut broker = Broker::start(BrokerOpts::default().cores(2));
+    broker.create_topic(TOPIC, 1, &[]);
+    let mut s = TcpStream::connect(broker.addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+
+    // acks=-1 produce (waits for its sync), then a Produce with an unsupported version (the
+    // broker closes the connection, as Kafka does), then another produce that must never run.
+    let mut wire = produce_frame(1, -1, 0, batch(1, false));
+    wire.extend(raw_frame(ApiKey::Produce as i16, 999, 2, &[0u8; 16]));
+    wire.extend(produce_frame(3, -1, 0, batch(3, false)));
+    s.write_all(&wire).expect("write pipeline");
+
+    let (id, mut body) = read_response(&mut s, ApiKey::Produce, PRODUCE_VERSION);
+    assert_eq!(id, 1);
+    let r = ProduceResponse::decode(&mut body, PRODUCE_VERSION).expect("produce");
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert!(
+        raw_read_frame(&mut s).is_err(),
+        "the connection closes at the bad request"
+    );
+    let c = broker.consumer();
+    let marks = watermarks(&c, TOPIC, 1);
+    assert_eq!(
+        marks[0],
+        (0, 4),
+        "only the first produce was appended (4 records)"
+    );
+    broker.assert_running();
+}

@@ -27,8 +27,10 @@ use std::path::{Path, PathBuf};
 ///
 /// For a buffered (page-cache) file on ext4, an io_uring write cannot complete inline: the kernel
 /// punts it to an io-wq worker thread, so every append costs two context switches and a wake-up
-/// of the shard. A plain `pwrite` on the shard's thread is a memcpy into cached pages (it blocks
-/// only when the kernel throttles dirty pages, where the worker would wait just the same).
+/// of the shard. A plain `pwrite` on the shard's thread is a memcpy into cached pages. The price:
+/// when the kernel throttles writers (too many dirty pages) or must read back an evicted partial
+/// tail page, the whole shard waits, not just one worker thread; `uring` avoids that at the cost
+/// of throughput.
 /// Measured in bench/README.md ("append path"); `Uring` stays for comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendIo {
@@ -210,7 +212,7 @@ impl LogFile {
     /// io_uring round trip and a copy out of glommio's read buffer per fetch.
     pub async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         let mut out: Vec<u8> = Vec::with_capacity(len);
-        let cached = self.read_cached(pos, &mut out)?;
+        let cached = self.read_cached(pos, len, &mut out)?;
         if cached == len {
             return Ok(Bytes::from(out));
         }
@@ -231,18 +233,20 @@ impl LogFile {
         Ok(Bytes::from(out))
     }
 
-    /// Fills the spare capacity of `out` from the page cache without blocking: stops at end of
+    /// Appends up to `len` bytes at `pos` to `out` from the page cache without blocking: stops at end of
     /// file, at the first page that is not cached (`EAGAIN`), or where the kernel has no
     /// `RWF_NOWAIT` (`EOPNOTSUPP`/`ENOSYS`: the caller's io_uring read does it all). Returns the
     /// bytes added.
-    fn read_cached(&self, pos: u64, out: &mut Vec<u8>) -> io::Result<usize> {
+    fn read_cached(&self, pos: u64, len: usize, out: &mut Vec<u8>) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let start = out.len();
-        while out.len() < out.capacity() {
+        out.reserve(len);
+        while out.len() - start < len {
+            let want = len - (out.len() - start);
             let spare = out.spare_capacity_mut();
             let iov = libc::iovec {
                 iov_base: spare.as_mut_ptr().cast(),
-                iov_len: spare.len(),
+                iov_len: spare.len().min(want),
             };
             let at = pos + (out.len() - start) as u64;
             let offset = libc::off_t::try_from(at).map_err(io::Error::other)?;

@@ -56,12 +56,26 @@ pub async fn serve_connection(mut conn: Conn) {
         } else {
             // Something awaits its turn: take a request only if it is already here, otherwise
             // answer the oldest one (which may mean waiting for its sync).
-            let next = match pending.len() < MAX_PENDING {
+            // Once a Close is queued nothing after it may run (Kafka stops at a bad request).
+            let closing_queued = pending
+                .back()
+                .is_some_and(|p| matches!(p.outcome, Outcome::Close(_)));
+            let next = match pending.len() < MAX_PENDING && !closing_queued {
                 true => input.try_next(&conn),
                 false => Ok(None),
             };
             match next {
-                Ok(Some(frame)) => frame,
+                Ok(Some(frame)) if is_produce(&frame) => frame,
+                Ok(Some(frame)) => {
+                    // Only produces are read ahead: anything else (a long-poll fetch, a group
+                    // join) could wait, and must not delay the answers queued before it.
+                    while let Some(p) = pending.pop_front() {
+                        if !send(&mut conn, &peer, p).await {
+                            return;
+                        }
+                    }
+                    frame
+                }
                 Ok(None) => {
                     let Some(p) = pending.pop_front() else {
                         continue;
@@ -97,6 +111,10 @@ pub async fn serve_connection(mut conn: Conn) {
             pending.push_back(answer);
         }
     }
+}
+
+fn is_produce(frame: &Bytes) -> bool {
+    frame.get(..2) == Some(&[0, 0][..])
 }
 
 fn closing(peer: &Option<std::net::SocketAddr>, e: ReadError, max: usize) {

@@ -24,7 +24,10 @@ pub enum ReadError {
 }
 
 pub struct FrameReader {
+    /// `buf[..filled]` is received data; the rest is zeroed room kept for the next read (so
+    /// bytes are zeroed once, not on every read).
     buf: BytesMut,
+    filled: usize,
     max: usize,
 }
 
@@ -32,6 +35,7 @@ impl FrameReader {
     pub fn new(max: usize) -> FrameReader {
         FrameReader {
             buf: BytesMut::new(),
+            filled: 0,
             max,
         }
     }
@@ -42,16 +46,15 @@ impl FrameReader {
             if let Some(frame) = self.take()? {
                 return Ok(frame);
             }
-            let start = self.grow();
+            self.grow();
             let n = conn
-                .read_some(&mut self.buf[start..])
+                .read_some(&mut self.buf[self.filled..])
                 .await
-                .map_err(ReadError::Io);
-            self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
-            match n? {
-                0 => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                _ => continue,
+                .map_err(ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
+            self.filled += n;
         }
     }
 
@@ -62,41 +65,51 @@ impl FrameReader {
             if let Some(frame) = self.take()? {
                 return Ok(Some(frame));
             }
-            let start = self.grow();
-            let n = conn.try_read(&mut self.buf[start..]);
-            self.buf
-                .truncate(start + n.as_ref().ok().copied().flatten().unwrap_or(0));
-            match n.map_err(ReadError::Io)? {
+            self.grow();
+            match conn
+                .try_read(&mut self.buf[self.filled..])
+                .map_err(ReadError::Io)?
+            {
                 None => return Ok(None),
                 Some(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                Some(_) => continue,
+                Some(n) => self.filled += n,
             }
         }
     }
 
     /// Cuts the first frame out of the buffer if it is complete.
     fn take(&mut self) -> Result<Option<Bytes>, ReadError> {
-        let Some(prefix) = self.buf.get(..4) else {
+        let Some(prefix) = self.buf[..self.filled].get(..4) else {
             return Ok(None);
         };
         let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
         let Some(len) = check_size(prefix, self.max) else {
             return Err(ReadError::BadSize(i32::from_be_bytes(prefix)));
         };
-        if self.buf.len() < 4 + len {
+        if self.filled < 4 + len {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(4 + len);
+        self.filled -= 4 + len;
         let _ = frame.split_to(4);
         Ok(Some(frame.freeze()))
     }
 
-    /// Appends zeroed room for the next read; returns where it starts.
-    fn grow(&mut self) -> usize {
-        let start = self.buf.len();
-        let step = READ_CHUNK.max(start);
-        self.buf.resize(start + step, 0);
-        start
+    /// Makes sure there is zeroed room after the received bytes: at least `READ_CHUNK`, growing
+    /// with what was received (at most doubling), and no more than the frame being received
+    /// still needs (plus one chunk for what follows it).
+    fn grow(&mut self) {
+        let room = self.buf.len() - self.filled;
+        if room >= READ_CHUNK {
+            return;
+        }
+        let mut step = READ_CHUNK.max(self.filled);
+        if let Some(p) = self.buf[..self.filled].get(..4) {
+            let len = i32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(0) as usize;
+            let needed = (4 + len).saturating_sub(self.filled);
+            step = step.min(needed.max(READ_CHUNK));
+        }
+        self.buf.resize(self.filled + step, 0);
     }
 }
 
@@ -107,6 +120,8 @@ mod tests {
     fn reader_with(bytes: &[u8], max: usize) -> FrameReader {
         let mut r = FrameReader::new(max);
         r.buf.extend_from_slice(bytes);
+        r.filled = bytes.len();
+        r.grow(); // the zeroed room after the data must not count as data
         r
     }
 

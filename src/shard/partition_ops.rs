@@ -370,9 +370,14 @@ async fn read(
     let result = if max_bytes == 0 {
         Ok(Records::default())
     } else if zero_copy {
-        log.read_slice(offset, max_bytes, min_one)
-            .await
-            .map(|s| s.map(Records::File).unwrap_or_default())
+        match log.read_slice(offset, max_bytes, min_one).await {
+            // A range too large to stand in the response encode (one batch over 64 MiB, only
+            // possible with max.message.bytes raised that far) is read the copying way.
+            Ok(Some(s)) if s.len > crate::wire::response::MAX_PLACEHOLDER => {
+                log.read(offset, max_bytes, min_one).await.map(Records::Mem)
+            }
+            other => other.map(|s| s.map(Records::File).unwrap_or_default()),
+        }
     } else {
         log.read(offset, max_bytes, min_one).await.map(Records::Mem)
     };
