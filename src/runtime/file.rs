@@ -410,28 +410,3 @@ pub struct FileSlice {
     pub pos: u64,
     pub len: usize,
 }
-
-impl FileSlice {
-    /// Reads the range into memory with `pread` on the calling thread (for the rare range that
-    /// cannot be sent as a file part; the data was just located, so it is normally cached).
-    pub fn read_to_memory(&self) -> io::Result<Bytes> {
-        use std::os::fd::AsFd;
-        let mut out = vec![0u8; self.len];
-        let mut done = 0usize;
-        while done < self.len {
-            let at = i64::try_from(self.pos + done as u64).map_err(io::Error::other)?;
-            match nix::sys::uio::pread(self.fd.as_fd(), &mut out[done..], at) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file range ends {} bytes early", self.len - done),
-                    ))
-                }
-                Ok(n) => done += n,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Bytes::from(out))
-    }
-}

@@ -73,21 +73,30 @@ pub async fn append_on_owner(
     records: Bytes,
     acks: i16,
 ) -> AppendOutcome {
-    let Some(shard) = owner(&topic, partition) else {
-        return AppendOutcome {
-            error_code: unknown(),
-            ..Default::default()
-        };
+    let (mut outcome, wait) = append_on_owner_deferred(topic, partition, records, acks).await;
+    if let Some(wait) = wait {
+        finish_sync(&mut outcome, wait).await;
+    }
+    outcome
+}
+
+/// Waits for a deferred sync and turns its failure into the partition's answer.
+pub async fn finish_sync(outcome: &mut AppendOutcome, wait: SyncWait) {
+    let failed = match wait.await {
+        Ok(Ok(())) => None,
+        Ok(Err((code, message))) => Some((code, message)),
+        // The owner shard dropped the sync (shutting down): not known to be durable.
+        Err(_) => Some((
+            ResponseError::NotLeaderOrFollower.code(),
+            "the partition's shard stopped before the sync completed".to_string(),
+        )),
     };
-    submit_to(shard, move || async move {
-        append(topic, partition, records, acks, false).await.0
-    })
-    .await
-    .unwrap_or_else(|e| AppendOutcome {
-        error_code: ResponseError::NotLeaderOrFollower.code(),
-        error_message: Some(e.to_string()),
-        ..Default::default()
-    })
+    if let Some((code, message)) = failed {
+        outcome.error_code = code;
+        outcome.error_message = Some(message);
+        outcome.base_offset = -1;
+        outcome.log_append_time = -1;
+    }
 }
 
 /// The durability wait of an acks=-1 append that was answered before its sync: `Ok` once the
@@ -114,7 +123,7 @@ pub async fn append_on_owner_deferred(
             None,
         );
     };
-    submit_to(shard, move || append(topic, partition, records, acks, true))
+    submit_to(shard, move || append(topic, partition, records, acks))
         .await
         .unwrap_or_else(|e| {
             let o = AppendOutcome {
@@ -153,7 +162,6 @@ async fn append(
     partition: i32,
     records: Bytes,
     acks: i16,
-    defer_sync: bool,
 ) -> (AppendOutcome, Option<SyncWait>) {
     let shard = current();
     let tp = (topic, partition);
@@ -190,7 +198,7 @@ async fn append(
                     .acks_all_appends
                     .set(shard.waiters.acks_all_appends.get() + 1);
             }
-            if acks == -1 && defer_sync {
+            if acks == -1 {
                 let (tx, rx) = oneshot::channel();
                 let target = info.last_offset + 1;
                 let log = log.clone();
@@ -206,7 +214,7 @@ async fn append(
                 });
                 deferred = Some(rx);
                 Ok(info)
-            } else if acks == -1 || unsynced >= shard.topic_value(&tp.0, "flush.messages") {
+            } else if unsynced >= shard.topic_value(&tp.0, "flush.messages") {
                 shard
                     .waiters
                     .sync_through(&tp, &log, info.last_offset + 1)

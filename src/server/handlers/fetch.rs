@@ -109,7 +109,14 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
             pd.log_start_offset = o.log_start_offset;
             pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
             pd.preferred_read_replica = (-1).into();
-            pd.records = Some(register(&mut buf, o.records));
+            pd.records = match register(&mut buf, o.records) {
+                Some(records) => Some(records),
+                None => {
+                    tracing::error!("fetch: a file range too large for the response encoder");
+                    pd.error_code = ResponseError::UnknownServerError.code();
+                    Some(Bytes::new())
+                }
+            };
             t.partitions.push(pd);
         }
         resp.responses.push(t);
@@ -117,16 +124,11 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
     (resp, buf)
 }
 
-/// The value to encode for one partition's records; file ranges too large for a placeholder are
-/// read into memory instead.
-fn register(buf: &mut PartsBuf, records: Records) -> Bytes {
-    match buf.register(records.clone()) {
-        Some(b) => b,
-        None => match records {
-            Records::Mem(b) => b,
-            Records::File(f) => f.read_to_memory().unwrap_or_default(),
-        },
-    }
+/// The value to encode for one partition's records. `None` for a file range too large for a
+/// placeholder: `partition_ops::read` never returns one (it reads those into memory), so this is
+/// a bug guard that fails the partition instead of sending wrong bytes.
+fn register(buf: &mut PartsBuf, records: Records) -> Option<Bytes> {
+    buf.register(records)
 }
 
 /// Reads the wanted partitions with Kafka's byte-budget semantics: in request order, each read

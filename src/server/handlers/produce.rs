@@ -6,7 +6,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::str_bytes;
-use crate::shard::partition_ops::{append_on_owner_deferred, AppendOutcome, SyncWait};
+use crate::shard::partition_ops::{append_on_owner_deferred, finish_sync, AppendOutcome, SyncWait};
 
 /// What a Produce request is answered with.
 pub enum ProduceAnswer {
@@ -90,21 +90,8 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> ProduceAnswer {
     ProduceAnswer::AfterSync(Box::pin(async move {
         let mut outcomes = outcomes;
         for (o, wait) in outcomes.iter_mut().zip(waits) {
-            let Some(wait) = wait else { continue };
-            let failed = match wait.await {
-                Ok(Ok(())) => None,
-                Ok(Err((code, message))) => Some((code, message)),
-                // The owner shard dropped the sync (shutting down): not known to be durable.
-                Err(_) => Some((
-                    ResponseError::NotLeaderOrFollower.code(),
-                    "the partition's shard stopped before the sync completed".into(),
-                )),
-            };
-            if let Some((code, message)) = failed {
-                o.error_code = code;
-                o.error_message = Some(message);
-                o.base_offset = -1;
-                o.log_append_time = -1;
+            if let Some(wait) = wait {
+                finish_sync(o, wait).await;
             }
         }
         response(shape, outcomes)
