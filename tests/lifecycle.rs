@@ -271,3 +271,80 @@ fn idle_and_half_open_connections_are_closed() {
     }
     broker.assert_metadata_ok();
 }
+
+/// A client that asks for a large fetch and then stops reading cannot pin its connection (and,
+/// with zero-copy, the log file ranges being sent) forever: the response write is abandoned and
+/// the connection closed after connections.max.idle.ms, and other clients keep working.
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let mut broker = Broker::start(
+        BrokerOpts::default()
+            .cores(1)
+            .set("connections.max.idle.ms", "1500"),
+    );
+    broker.create_topic("stuck", 1, &[]);
+    // ~40 MB that does not compress: far more than loopback socket buffers hold.
+    let mut p = broker.producer_with(&[("compression.type", "none"), ("acks", "1")]);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..4000 {
+        let value: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        p.send("stuck", Some(0), None, &value, None);
+    }
+    assert!(p
+        .flush(Duration::from_secs(60))
+        .iter()
+        .all(|d| d.error.is_none()));
+
+    let mut topic = FetchTopic::default();
+    topic.topic = TopicName(StrBytes::from_static_str("stuck"));
+    let mut fp = FetchPartition::default();
+    fp.partition_max_bytes = 50_000_000;
+    topic.partitions = vec![fp];
+    let mut req = FetchRequest::default();
+    req.max_bytes = 50_000_000;
+    req.min_bytes = 1;
+    req.topics = vec![topic];
+    let mut body = bytes::BytesMut::new();
+    req.encode(&mut body, 12).unwrap();
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&raw_frame(ApiKey::Fetch as i16, 12, 1, &body))
+        .unwrap();
+    // Do not read for longer than the idle limit.
+    std::thread::sleep(Duration::from_secs(4));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let announced = i32::from_be_bytes(size) as usize;
+    assert!(announced > 30_000_000, "a large response: {announced}");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(
+        got < announced,
+        "the broker gave up on the stuck response ({got} of {announced} bytes arrived)"
+    );
+    assert!(
+        broker
+            .log()
+            .contains("read nothing for connections.max.idle.ms"),
+        "{}",
+        broker.log()
+    );
+    broker.assert_metadata_ok();
+}

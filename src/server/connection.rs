@@ -38,6 +38,11 @@ pub async fn serve_connection(mut conn: Conn) {
     let timer = shard.timer.clone();
     drop(shard);
     let peer = conn.peer_addr();
+    let link = Link {
+        peer,
+        timer: timer.clone(),
+        idle_ms,
+    };
     let _counted = metrics::ConnectionGuard::new();
     let mut input = FrameReader::new(max);
     let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -70,7 +75,7 @@ pub async fn serve_connection(mut conn: Conn) {
                     // Only produces are read ahead: anything else (a long-poll fetch, a group
                     // join) could wait, and must not delay the answers queued before it.
                     while let Some(p) = pending.pop_front() {
-                        if !send(&mut conn, &peer, p).await {
+                        if !send(&mut conn, &link, p).await {
                             return;
                         }
                     }
@@ -80,7 +85,7 @@ pub async fn serve_connection(mut conn: Conn) {
                     let Some(p) = pending.pop_front() else {
                         continue;
                     };
-                    if !send(&mut conn, &peer, p).await {
+                    if !send(&mut conn, &link, p).await {
                         return;
                     }
                     continue;
@@ -88,7 +93,7 @@ pub async fn serve_connection(mut conn: Conn) {
                 Err(e) => {
                     // Answer what was already handled (its effects happened) before closing.
                     while let Some(p) = pending.pop_front() {
-                        if !send(&mut conn, &peer, p).await {
+                        if !send(&mut conn, &link, p).await {
                             break;
                         }
                     }
@@ -104,7 +109,7 @@ pub async fn serve_connection(mut conn: Conn) {
             timer: request_timer,
         };
         if pending.is_empty() && !matches!(answer.outcome, Outcome::Later(_)) {
-            if !send(&mut conn, &peer, answer).await {
+            if !send(&mut conn, &link, answer).await {
                 return;
             }
         } else {
@@ -126,8 +131,18 @@ fn closing(peer: &Option<std::net::SocketAddr>, e: ReadError, max: usize) {
     }
 }
 
+/// What `send` needs to know about the connection.
+struct Link {
+    peer: Option<std::net::SocketAddr>,
+    timer: crate::timer::Timer,
+    idle_ms: u64,
+}
+
 /// Waits for a handled request's answer if need be and writes it. `false`: close the connection.
-async fn send(conn: &mut Conn, peer: &Option<std::net::SocketAddr>, p: Pending) -> bool {
+/// A client that stops reading cannot hold the connection (and, with zero-copy, the file
+/// ranges it was being sent) for longer than `connections.max.idle.ms`.
+async fn send(conn: &mut Conn, link: &Link, p: Pending) -> bool {
+    let peer = &link.peer;
     let Pending { outcome, mut timer } = p;
     let outcome = match outcome {
         Outcome::Later(later) => later.await,
@@ -136,11 +151,23 @@ async fn send(conn: &mut Conn, peer: &Option<std::net::SocketAddr>, p: Pending) 
     match outcome {
         Outcome::Respond(response) => {
             timer.sent(response.len());
-            if let Err(e) = write_response(conn, response).await {
-                tracing::debug!("{peer:?}: closing: writing a response failed: {e}");
-                return false;
+            match link
+                .timer
+                .timeout(link.idle_ms, write_response(conn, response))
+                .await
+            {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::debug!("{peer:?}: closing: writing a response failed: {e}");
+                    false
+                }
+                Err(_) => {
+                    tracing::info!(
+                        "{peer:?}: closing: the client read nothing for connections.max.idle.ms"
+                    );
+                    false
+                }
             }
-            true
         }
         Outcome::NoResponse => true,
         Outcome::Close(why) => {
