@@ -544,6 +544,28 @@ impl PartitionLog {
         min_one_batch: bool,
         upper_bound: i64,
     ) -> Result<Bytes, LogError> {
+        let found = self
+            .walk_segments(offset, upper_bound, |s| async move {
+                s.read(offset, max_bytes, min_one_batch, upper_bound).await
+            })
+            .await?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// The segment walk shared by reads: checks `offset` against the log's range
+    /// (`OffsetOutOfRange` outside `[log start, log end]`, nothing at the end or at
+    /// `upper_bound`), then asks each segment from the one holding `offset` onwards until one
+    /// answers (`None` from a segment means the offset is past it).
+    async fn walk_segments<T, F, Fut>(
+        &self,
+        offset: i64,
+        upper_bound: i64,
+        mut read: F,
+    ) -> Result<Option<T>, LogError>
+    where
+        F: FnMut(Rc<Segment>) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, LogError>>,
+    {
         let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -553,7 +575,7 @@ impl PartitionLog {
             });
         }
         if offset >= end || offset >= upper_bound {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         let mut seg = self
             .segments
@@ -562,20 +584,18 @@ impl PartitionLog {
             .next_back()
             .map(|(_, s)| s.clone());
         while let Some(s) = seg {
-            if let Some(b) = s
-                .read(offset, max_bytes, min_one_batch, upper_bound)
-                .await?
-            {
-                return Ok(b);
+            let base = s.base_offset();
+            if let Some(found) = read(s).await? {
+                return Ok(Some(found));
             }
             seg = self
                 .segments
                 .borrow()
-                .range((Bound::Excluded(s.base_offset()), Bound::Unbounded))
+                .range((Bound::Excluded(base), Bound::Unbounded))
                 .next()
                 .map(|(_, s)| s.clone());
         }
-        Ok(Bytes::new())
+        Ok(None)
     }
 
     /// Zero-copy counterpart of [`PartitionLog::read`]: where the data is, not the data. The
@@ -599,38 +619,13 @@ impl PartitionLog {
         min_one_batch: bool,
     ) -> Result<Option<FileSlice>, LogError> {
         let upper_bound = self.high_watermark.get();
-        let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
-        if offset < start || offset > end {
-            return Err(LogError::OffsetOutOfRange {
-                requested: offset,
-                start,
-                end,
-            });
-        }
-        if offset >= end || offset >= upper_bound {
-            return Ok(None);
-        }
-        let mut seg = self
-            .segments
-            .borrow()
-            .range(..=offset)
-            .next_back()
-            .map(|(_, s)| s.clone());
-        while let Some(s) = seg {
-            if let Some(slice) = s
-                .read_slice(offset, max_bytes, min_one_batch, upper_bound)
-                .await?
-            {
-                return Ok(Some(slice).filter(|s| s.len > 0));
-            }
-            seg = self
-                .segments
-                .borrow()
-                .range((Bound::Excluded(s.base_offset()), Bound::Unbounded))
-                .next()
-                .map(|(_, s)| s.clone());
-        }
-        Ok(None)
+        let found = self
+            .walk_segments(offset, upper_bound, |s| async move {
+                s.read_slice(offset, max_bytes, min_one_batch, upper_bound)
+                    .await
+            })
+            .await?;
+        Ok(found.filter(|s| s.len > 0))
     }
 
     /// ListOffsets by timestamp: the first batch (in offset order) whose max timestamp is
