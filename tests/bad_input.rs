@@ -13,9 +13,6 @@ use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -280,33 +277,16 @@ fn huge_array_length_in_metadata_body() {
 }
 
 fn batch(corrupt: bool) -> Bytes {
-    let records: Vec<Record> = (0..3)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("value number {i} of the crc test"))),
-            headers: Default::default(),
+    let records: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..3)
+        .map(|i| {
+            let key = format!("k{i}").into_bytes();
+            (
+                Some(key),
+                format!("value number {i} of the crc test").into_bytes(),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    let mut buf = record_batch(&records);
     if corrupt {
         // Past the 61-byte batch header, inside the records: covered by the CRC only.
         let i = buf.len() - 5;

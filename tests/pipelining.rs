@@ -18,41 +18,15 @@ use kafka_protocol::messages::{
     ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 const TOPIC: &str = "pipe";
 const PRODUCE_VERSION: i16 = 9;
 
 fn batch(tag: usize, corrupt: bool) -> Bytes {
-    let records: Vec<Record> = (0..4)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i,
-            key: None,
-            value: Some(Bytes::from(format!("request {tag} record {i}"))),
-            headers: Default::default(),
-        })
+    let records: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..4)
+        .map(|i| (None, format!("request {tag} record {i}").into_bytes()))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
+    let mut buf = record_batch(&records);
     if corrupt {
         let i = buf.len() - 3;
         buf[i] ^= 0x55; // inside the records: only the CRC notices

@@ -868,3 +868,42 @@ where
     assert_eq!(header.correlation_id, 4711);
     Resp::decode(&mut resp, version).expect("decode response body")
 }
+
+/// An uncompressed RecordBatch v2 without a producer id holding `(key, value)` records, with
+/// timestamps 1_700_000_000_000 + i: for tests that speak the protocol by hand.
+#[allow(dead_code)] // not every test binary builds batches by hand
+pub fn record_batch(records: &[(Option<Vec<u8>>, Vec<u8>)]) -> bytes::BytesMut {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: key.clone().map(bytes::Bytes::from),
+            value: Some(bytes::Bytes::from(value.clone())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode a record batch");
+    buf
+}
