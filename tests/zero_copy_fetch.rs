@@ -1,7 +1,7 @@
 //! `fetch.zero.copy=true`: fetched record data goes from the page cache to the socket with
 //! sendfile, as Kafka's FileRecords do, including a possibly partial last batch when a limit cuts
 //! through it. A real client must read everything back exactly, in order, with small and large
-//! fetch limits, while data is being appended.
+//! fetch limits (small segments, so reads also cross segment rolls).
 
 mod common;
 
