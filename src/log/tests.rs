@@ -216,16 +216,23 @@ fn rolls_by_age() {
     });
 }
 
+/// Appends a small, a big and a small batch of two records each (offsets 0..=1, 2..=3, 4..=5);
+/// returns the small and the big batch's bytes.
+async fn append_small_big_small(log: &PartitionLog) -> (Vec<u8>, Vec<u8>) {
+    let small = test_batches::batch(2, 0, 10);
+    let big = test_batches::batch(2, 0, 500);
+    log.append(Bytes::from(small.clone()), 0).await.unwrap();
+    log.append(Bytes::from(big.clone()), 0).await.unwrap();
+    log.append(Bytes::from(small.clone()), 0).await.unwrap();
+    (small, big)
+}
+
 #[test]
 fn read_limits_and_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        let small = test_batches::batch(2, 0, 10);
-        let big = test_batches::batch(2, 0, 500);
-        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 0..=1
-        log.append(Bytes::from(big.clone()), 0).await.unwrap(); // 2..=3
-        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 4..=5
+        let (small, big) = append_small_big_small(&log).await;
 
         // enough for exactly the first batch: only whole batches come back
         let b = log.read(0, small.len() + 10, false).await.unwrap();
@@ -816,11 +823,7 @@ fn read_slice_first_batch_larger_than_max_bytes() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        let small = test_batches::batch(2, 0, 10);
-        let big = test_batches::batch(2, 0, 500);
-        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 0..=1
-        log.append(Bytes::from(big.clone()), 0).await.unwrap(); // 2..=3
-        log.append(Bytes::from(small.clone()), 0).await.unwrap(); // 4..=5
+        let (small, big) = append_small_big_small(&log).await;
 
         // without min_one_batch: nothing
         assert!(log.read_slice(2, 100, false).await.unwrap().is_none());
