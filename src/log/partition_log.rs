@@ -285,6 +285,12 @@ impl PartitionLog {
         self.producers.borrow().entries().cloned().collect()
     }
 
+    /// The segment being appended to (for tests).
+    #[cfg(test)]
+    pub(crate) fn active_segment(&self) -> Rc<Segment> {
+        self.active().expect("an open log has an active segment")
+    }
+
     fn active(&self) -> Result<Rc<Segment>, LogError> {
         self.segments
             .borrow()

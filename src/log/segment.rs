@@ -70,6 +70,8 @@ pub struct Segment {
     dirty: Cell<bool>,
     /// Appended to since the indexes were last synced (they are synced only at close).
     indexes_dirty: Cell<bool>,
+    /// End of the prefix whose writeback was started (see [`Segment::write_behind`]).
+    written_back: Cell<u64>,
 }
 
 /// A batch placed in a segment by [`Segment::append`]: its header (offsets already assigned)
@@ -89,6 +91,7 @@ impl Segment {
         seg.index.replace(&[]).await?;
         seg.time_index.replace(&[]).await?;
         seg.size.set(0);
+        seg.written_back.set(0);
         seg.roll_base_ms.set(now_ms);
         Ok(seg)
     }
@@ -115,6 +118,7 @@ impl Segment {
             bytes_since_index: Cell::new(0),
             dirty: Cell::new(false),
             indexes_dirty: Cell::new(false),
+            written_back: Cell::new(size),
         })
     }
 
@@ -164,6 +168,7 @@ impl Segment {
         roll_base_ms: i64,
     ) {
         self.size.set(size);
+        self.written_back.set(self.written_back.get().min(size));
         self.next_offset.set(next_offset.max(self.base_offset));
         self.max_timestamp.set(max_ts);
         self.offset_of_max_timestamp.set(offset_of_max);
@@ -301,7 +306,33 @@ impl Segment {
         }
         self.size.set(start + len);
         self.dirty.set(true);
+        self.write_behind(start + len);
         Ok(())
+    }
+
+    /// End of the prefix whose writeback was started (for tests).
+    #[cfg(test)]
+    pub(crate) fn written_back(&self) -> u64 {
+        self.written_back.get()
+    }
+
+    /// Starts the kernel's writeback of every whole `log.writeback.bytes` chunk appended since
+    /// the last call (see `runtime::file::set_writeback_bytes` for why). Failures are only
+    /// logged: this is a hint, durability comes from `sync`.
+    fn write_behind(&self, end: u64) {
+        let chunk = crate::runtime::file::writeback_bytes();
+        if chunk == 0 {
+            return;
+        }
+        let from = self.written_back.get();
+        let to = end - end % chunk;
+        if to <= from {
+            return;
+        }
+        if let Err(e) = self.log.start_writeback(from, to - from) {
+            tracing::debug!(error = %e, "starting writeback failed");
+        }
+        self.written_back.set(to);
     }
 
     /// Write pending index entries. Failures are only logged: the indexes are derived data,
@@ -548,6 +579,7 @@ impl Segment {
         self.log.truncate(size).await?;
         self.index.truncate_to_position(size).await?;
         self.size.set(size);
+        self.written_back.set(self.written_back.get().min(size));
         Ok(())
     }
 

@@ -64,6 +64,31 @@ fn file_len(p: &Path) -> u64 {
 }
 
 #[test]
+fn write_behind_starts_writeback_in_whole_chunks() {
+    // A process-wide hint: other tests running meanwhile only issue a few more harmless
+    // sync_file_range calls.
+    crate::runtime::file::set_writeback_bytes(4096);
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        let seg = log.active_segment();
+        let mut last = 0;
+        for _ in 0..40 {
+            log.append(Bytes::from(test_batches::batch(3, 1000, 700)), 5000)
+                .await
+                .unwrap();
+            let size = seg.size();
+            // Everything up to the last whole chunk, never past what was written.
+            assert_eq!(seg.written_back(), size - size % 4096);
+            assert!(seg.written_back() >= last);
+            last = seg.written_back();
+        }
+        assert!(last >= 4096 * 10, "40 appends of ~2 KB span many chunks");
+        assert_all_readable(&log).await;
+    });
+}
+
+#[test]
 fn offsets_are_dense_across_appends() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {

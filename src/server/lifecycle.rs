@@ -117,6 +117,7 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         "uring" => runtime::file::AppendIo::Uring,
         _ => runtime::file::AppendIo::Pwrite,
     });
+    runtime::file::set_writeback_bytes(config.int("log.writeback.bytes").max(0) as u64);
     let spec = ShardSpec {
         shards: cores,
         cpus: if pin { cpus } else { Vec::new() },
