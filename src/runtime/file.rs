@@ -62,8 +62,9 @@ fn append_io() -> AppendIo {
 /// (gigabytes here) and then flushes them in bursts from its worker threads while throttling
 /// every writer in `balance_dirty_pages` — latency spikes of tens of milliseconds for every
 /// client of the shard, even at a moderate rate. Starting writeback early for each chunk
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which queues the I/O and does not wait for it)
-/// keeps the dirty backlog small and even. The pages stay cached for readers.
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which queues the I/O and does not wait for it to
+/// complete — only, when the disk is saturated, for room in the device queue) keeps the dirty
+/// backlog small and even. The pages stay cached for readers.
 static WRITEBACK_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Chooses the write-behind chunk for the whole process (set once at startup; 0 disables).
