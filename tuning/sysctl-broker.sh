@@ -34,7 +34,7 @@ RECS=(
 "net.core.rmem_max|>=|16777216|cap for SO_RCVBUF: lets large-batch producers and cross-DC replication use 16 MiB windows (TCP autotuning is capped by tcp_rmem)"
 "net.core.wmem_max|>=|16777216|cap for SO_SNDBUF: catch-up consumers fetch up to 50 MiB per request"
 "vm.swappiness|=|1|keep the broker's memory (indexes, batches in flight) in RAM; reclaim page cache first, swap only to avoid OOM"
-"vm.dirty_background_ratio|=|5|start background writeback early, so acks=1 data reaches disk steadily instead of in bursts that stall fdatasync (acks=-1) behind them"
+"vm.dirty_background_ratio|=|5|start background writeback early, so acks=1 data reaches disk steadily instead of in bursts that stall fdatasync (acks=-1) behind them (shardlog's own log.writeback.bytes already does this for its segments; this covers log.writeback.bytes=0 and the rest of the machine)"
 "vm.dirty_ratio|=|60|let writers (shards, acks=1) run far ahead before the kernel throttles them synchronously; the log is sequential and re-readable, a blocked shard blocks all its partitions"
 "vm.dirty_expire_centisecs|=|3000|kernel default (30 s): age after which dirty pages are written; acks=-1 durability does not depend on it"
 "vm.dirty_writeback_centisecs|=|500|kernel default (5 s) flusher wake-up interval"
