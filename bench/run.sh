@@ -25,6 +25,8 @@
 #    (e) acks=-1 produce throughput, closed loop (for the fdatasync-ceiling target); Kafka also
 #        with topic config flush.messages=1, its fsync-before-ack equivalent (by default Kafka
 #        does not fsync on acks=-1);
+#    (g) acks=1 produce through librdkafka (`--client rdkafka`, $RK_PRODUCERS producers, closed
+#        loop, librdkafka's own batching defaults: what an application using it would send);
 #    plus Kafka's own tools against both: org.apache.kafka.tools.ProducerPerformance
 #    (kafka-producer-perf-test, acks=1, $PERF_RECORDS records of 1 KiB, producer defaults) and
 #    ConsumerPerformance (kafka-consumer-perf-test) reading them back, on a fresh 8-partition
@@ -39,7 +41,7 @@
 #    latency-acks1.png and latency-acksall.png (shardlog and Kafka on one chart, produce latency
 #    and service time at the fixed rate of (c)) and one chart per broker and (c) run.
 #
-# Knobs (environment): BENCH_DIR DURATION WARMUP PRODUCERS PIPELINE LAT_PIPELINE BATCH
+# Knobs (environment): BENCH_DIR DURATION WARMUP PRODUCERS RK_PRODUCERS PIPELINE LAT_PIPELINE BATCH
 # PARTITIONS RECORD_SIZE CONSUMERS PERF_RECORDS KAFKA_HEAP BROKER_WARMUP LAT_RATE (override the rate of (c))
 # SKIP_BUILD=1 SKIP_KAFKA=1 SKIP_SHARDLOG=1.
 set -euo pipefail
@@ -66,6 +68,7 @@ else
     BROKER_WARMUP="${BROKER_WARMUP:-10}"
 fi
 PRODUCERS="${PRODUCERS:-4}"          # produce connections
+RK_PRODUCERS="${RK_PRODUCERS:-2}"    # librdkafka producer instances in (g)
 PIPELINE="${PIPELINE:-5}"            # requests in flight per connection, closed loop
 LAT_PIPELINE="${LAT_PIPELINE:-16}"   # in flight per connection at a fixed rate (the schedule decides)
 BATCH="${BATCH:-16}"                 # records per batch: 16 x 1 KiB ~ Kafka's default batch.size
@@ -206,7 +209,7 @@ LOAD_BEFORE="$(cat /proc/loadavg)"
     echo "java=$(java -version 2>&1 | head -1)"
     echo "kafka_jar=$(basename "$(ls .kafka/lib/kafka_2.13-*.jar 2>/dev/null | head -1)" 2>/dev/null)"
     echo "kafka_heap=$KAFKA_HEAP"
-    echo "duration=$DURATION"; echo "warmup=$WARMUP"; echo "producers=$PRODUCERS"
+    echo "duration=$DURATION"; echo "warmup=$WARMUP"; echo "producers=$PRODUCERS"; echo "rk_producers=$RK_PRODUCERS"
     echo "pipeline=$PIPELINE"; echo "lat_pipeline=$LAT_PIPELINE"; echo "batch=$BATCH"
     echo "partitions=$PARTITIONS"; echo "record_size=$RECORD_SIZE"; echo "consumers=$CONSUMERS"
     echo "perf_records=$PERF_RECORDS"; echo "broker_warmup=$BROKER_WARMUP"
@@ -303,6 +306,10 @@ produce_all() { # (e): closed loop, acks=-1 [extra args, e.g. --topic-config]
     lg "$name" --topic "$name" --create --partitions "$PARTITIONS" --producers "$PRODUCERS" \
         --pipeline "$PIPELINE" --acks -1 --duration "$DURATION" --warmup "$WARMUP" "$@"
 }
+produce_rdkafka() { # (g): closed loop, acks=1, through librdkafka with its own defaults
+    lg produce-rdkafka --client rdkafka --topic rk --create --partitions "$PARTITIONS" \
+        --producers "$RK_PRODUCERS" --acks 1 --duration "$DURATION" --warmup "$WARMUP"
+}
 perf_producer() {
     timeout 300 "${KTOOLS[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" \
         --create --topic perf --partitions "$PARTITIONS" --replication-factor 1 \
@@ -373,6 +380,7 @@ if [[ "${SKIP_KAFKA:-0}" != 1 ]]; then
         log "kafka: (e) acks=-1 closed loop";        phase produce-acksall produce_all produce-acksall
         log "kafka: (e) acks=-1 closed loop, flush.messages=1"
         phase produce-acksall-flush produce_all produce-acksall-flush --topic-config flush.messages=1
+        log "kafka: (g) produce through librdkafka";  phase produce-rdkafka produce_rdkafka
         log "kafka: ProducerPerformance";            phase perf-producer perf_producer
         log "kafka: ConsumerPerformance";            phase perf-consumer perf_consumer
         cp "$KAFKA_DATA/server.properties" "$OUT/kafka-server.properties" 2>/dev/null || true
@@ -397,6 +405,7 @@ if [[ "${SKIP_SHARDLOG:-0}" != 1 ]]; then
         log "shardlog: (c) latency at $RATE msg/s, acks=1";  phase latency-acks1 latency 1 1
         log "shardlog: (c) latency at $RATE msg/s, acks=-1"; phase latency-acksall latency -1 all
         log "shardlog: (e) acks=-1 closed loop";     phase produce-acksall produce_all produce-acksall
+        log "shardlog: (g) produce through librdkafka"; phase produce-rdkafka produce_rdkafka
         log "shardlog: ProducerPerformance";         phase perf-producer perf_producer
         log "shardlog: ConsumerPerformance";         phase perf-consumer perf_consumer
         stop_shardlog
