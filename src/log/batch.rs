@@ -290,6 +290,23 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     }
 }
 
+/// Bytes at the start of a batch that lie before the CRC'd range and that the broker rewrites
+/// (baseOffset, partitionLeaderEpoch; batchLength in between stays).
+pub const UNCHECKED_PREFIX: usize = OFF_MAGIC;
+
+/// The first [`UNCHECKED_PREFIX`] bytes of `batch` (a validated batch, so at least
+/// `HEADER_LEN` long) as they are stored: with `base_offset` and, if given, the leader epoch.
+/// Lets an append write the rest of the batch straight from the request's buffer.
+pub fn stored_prefix(batch: &[u8], base_offset: i64, epoch: Option<i32>) -> [u8; UNCHECKED_PREFIX] {
+    let mut prefix = [0u8; UNCHECKED_PREFIX];
+    prefix.copy_from_slice(&batch[..UNCHECKED_PREFIX]);
+    prefix[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    if let Some(e) = epoch {
+        prefix[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&e.to_be_bytes());
+    }
+    prefix
+}
+
 /// Overwrite the partition leader epoch (not covered by the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     if batch.len() >= HEADER_LEN {

@@ -2,7 +2,7 @@
 
 use crate::log::batch::{
     clear_log_append_time, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    split_and_validate, TimestampType,
+    split_and_validate, stored_prefix, TimestampType, UNCHECKED_PREFIX,
 };
 use crate::log::error::LogError;
 use crate::log::producer_state::{
@@ -401,26 +401,35 @@ impl PartitionLog {
             .await?;
         let active = self.active()?;
 
-        // One copy: glommio's write takes an owned Vec, and headers are rewritten in place.
-        let mut data = records.to_vec();
-        for p in &placed {
-            let h = &p.header;
-            let b = &mut data[p.rel_pos..p.rel_pos + h.total_len()];
-            set_base_offset(b, h.base_offset);
-            if let Some(e) = epoch {
-                set_partition_leader_epoch(b, e);
-            }
-            match cfg.timestamp_type {
-                TimestampType::LogAppendTime => {
-                    set_log_append_time(b, now_ms);
-                }
-                TimestampType::CreateTime => {
-                    clear_log_append_time(b);
-                }
-            }
-        }
+        // When nothing covered by a CRC changes (CreateTime topic, no client-set LogAppendTime
+        // bit), each batch is written as its rewritten 16-byte prefix (offset, epoch) followed by
+        // the rest straight from the request's buffer: one gathered write, no copy of the
+        // records. Otherwise the set is copied and rewritten (attributes, timestamp, CRC).
+        let unchanged_crc = cfg.timestamp_type == TimestampType::CreateTime
+            && spans
+                .iter()
+                .all(|s| s.header.timestamp_type() == TimestampType::CreateTime);
+        let prefixes: Vec<[u8; UNCHECKED_PREFIX]>;
+        let rewritten: Vec<u8>;
+        let parts: Vec<&[u8]> = if unchanged_crc {
+            prefixes = placed
+                .iter()
+                .map(|p| stored_prefix(&records[p.rel_pos..], p.header.base_offset, epoch))
+                .collect();
+            placed
+                .iter()
+                .zip(&prefixes)
+                .flat_map(|(p, prefix)| {
+                    let end = p.rel_pos + p.header.total_len();
+                    [&prefix[..], &records[p.rel_pos + UNCHECKED_PREFIX..end]]
+                })
+                .collect()
+        } else {
+            rewritten = rewrite_batches(&records, &placed, epoch, cfg.timestamp_type, now_ms);
+            vec![&rewritten[..]]
+        };
         active
-            .append(data, &placed, cfg.index_interval_bytes, now_ms)
+            .append(&parts, &placed, cfg.index_interval_bytes, now_ms)
             .await?;
         // Visible to readers from here on (segment state was updated in the same step).
         self.log_end_offset.set(next);
@@ -834,4 +843,33 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// A copy of `records` with every batch's stored header: offset, epoch, and the timestamp type
+/// of the topic (attributes and CRC rewritten where they change).
+fn rewrite_batches(
+    records: &[u8],
+    placed: &[PlacedBatch],
+    epoch: Option<i32>,
+    timestamp_type: TimestampType,
+    now_ms: i64,
+) -> Vec<u8> {
+    let mut data = records.to_vec();
+    for p in placed {
+        let h = &p.header;
+        let b = &mut data[p.rel_pos..p.rel_pos + h.total_len()];
+        set_base_offset(b, h.base_offset);
+        if let Some(e) = epoch {
+            set_partition_leader_epoch(b, e);
+        }
+        match timestamp_type {
+            TimestampType::LogAppendTime => {
+                set_log_append_time(b, now_ms);
+            }
+            TimestampType::CreateTime => {
+                clear_log_append_time(b);
+            }
+        }
+    }
+    data
 }

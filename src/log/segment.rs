@@ -262,21 +262,22 @@ impl Segment {
         Ok(ScanEnd::End(pos))
     }
 
-    /// Append `data` (whole batches whose headers were already rewritten) at the end.
+    /// Append `parts`, written in order, at the end: whole batches as they are stored, possibly
+    /// split into pieces (a rewritten header prefix, then the rest from the request's buffer).
     ///
     /// On a write error the logical state is unchanged and the file is truncated back
     /// (best effort), so a partially written batch can never resurface after a restart.
     /// Index entries are added in memory; call [`Segment::flush_indexes`] afterwards.
     pub(crate) async fn append(
         &self,
-        data: Vec<u8>,
+        parts: &[&[u8]],
         batches: &[PlacedBatch],
         index_interval_bytes: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
         let start = self.size.get();
-        let len = data.len() as u64;
-        if let Err(e) = self.log.write_at(data, start).await {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        if let Err(e) = self.log.write_vectored_at(parts, start).await {
             if let Err(t) = self.log.truncate(start).await {
                 tracing::warn!(error = %t, "could not truncate after a failed append");
             }

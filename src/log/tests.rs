@@ -656,6 +656,64 @@ fn create_time_topic_keeps_client_timestamps_and_epoch() {
 }
 
 #[test]
+fn gathered_append_stores_the_request_bytes_with_offset_and_epoch_set() {
+    // CreateTime topic: each batch is written as a rewritten 16-byte prefix plus the rest
+    // straight from the request. The file must hold exactly the request's bytes with only
+    // baseOffset and partitionLeaderEpoch changed, batch after batch.
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        log.set_leader_epoch(Some(7));
+        let first = test_batches::batch(1, 5, 30);
+        log.append(Bytes::from(first.clone()), 1).await.unwrap();
+        let sizes = [(2, 40), (5, 3), (1, 900)];
+        let set: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&(n, len)| test_batches::batch(n, 100, len))
+            .collect();
+        log.append(concat(&set), 2).await.unwrap();
+
+        let mut expected = Vec::new();
+        let mut next = 0i64;
+        for (b, n) in std::iter::once((&first, 1)).chain(set.iter().zip(sizes.map(|s| s.0))) {
+            let mut b = b.clone();
+            b[0..8].copy_from_slice(&next.to_be_bytes());
+            b[12..16].copy_from_slice(&7i32.to_be_bytes());
+            expected.extend_from_slice(&b);
+            next += n as i64;
+        }
+        let (log_path, _, _) = segment_paths(dir.path(), 0);
+        assert_eq!(std::fs::read(log_path).unwrap(), expected);
+        assert_eq!(log.log_end_offset(), 9);
+    });
+}
+
+#[test]
+fn create_time_topic_clears_a_client_set_log_append_time_bit() {
+    // The bit is covered by the CRC, so this set takes the copying path: attributes and CRC
+    // are rewritten, the other batch of the set is stored unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        let mut marked = test_batches::batch(2, 10, 5);
+        marked[22] |= 0x08; // attributes low byte
+        test_batches::fix_crc(&mut marked);
+        let plain = test_batches::batch(1, 30, 5);
+        log.append(concat(&[marked, plain.clone()]), 99)
+            .await
+            .unwrap();
+        let read = log.read(0, 1 << 20, false).await.unwrap();
+        let hs = batches(&read);
+        assert_eq!(hs.len(), 2);
+        assert_eq!(hs[0].timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(hs[0].max_timestamp, 11);
+        let mut plain = plain;
+        plain[0..8].copy_from_slice(&2i64.to_be_bytes());
+        assert_eq!(&read[hs[0].total_len()..], &plain[..]);
+    });
+}
+
+#[test]
 fn record_set_larger_than_segment_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {

@@ -143,35 +143,96 @@ impl LogFile {
             .clone())
     }
 
-    /// Write all of `buf` at byte position `pos`.
+    /// Write every byte of `parts`, in order, from byte position `pos` on.
     ///
-    /// The buffer is handed to io_uring without a copy. glommio consumes it and does not give it
-    /// back, so a *short* write (which on a regular file only happens when the device or quota
-    /// is full, where a retry fails with ENOSPC anyway) cannot be resumed without keeping a copy
-    /// of every buffer; it is reported as `WriteZero` naming how many bytes landed. On any error
-    /// some prefix of `buf` may be in the file: callers that track a logical end must not
-    /// advance it, and should truncate back to it.
-    pub async fn write_at(&self, buf: Vec<u8>, pos: u64) -> io::Result<()> {
-        let len = buf.len();
-        if len == 0 {
-            return Ok(());
+    /// `pwrite` mode: one `pwritev` on the shard's thread straight from the caller's buffers
+    /// (several when a short write or more than 1024 parts need it). `uring` mode: the parts are
+    /// copied into one buffer for io_uring; glommio consumes it and does not give it back, so a
+    /// *short* write (on a regular file only when the device or quota is full, where a retry
+    /// fails with ENOSPC anyway) is reported as `WriteZero` naming how many bytes landed. On any
+    /// error some prefix may be in the file: callers that track a logical end must not advance
+    /// it, and should truncate back to it.
+    pub async fn write_vectored_at(&self, parts: &[&[u8]], pos: u64) -> io::Result<()> {
+        match append_io() {
+            AppendIo::Pwrite => self.pwritev_all(parts, pos),
+            AppendIo::Uring => {
+                let buf = parts.concat();
+                let len = buf.len();
+                if len == 0 {
+                    return Ok(());
+                }
+                let written = self
+                    .file
+                    .write_at(buf, pos)
+                    .await
+                    .map_err(|e| io_err("write", &self.path, e))?;
+                if written < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!(
+                            "write {}: short write, {written} of {len} bytes at {pos}",
+                            self.path.display()
+                        ),
+                    ));
+                }
+                Ok(())
+            }
         }
-        let written = match append_io() {
-            AppendIo::Pwrite => self.pwrite(&buf, pos)?,
-            AppendIo::Uring => self
-                .file
-                .write_at(buf, pos)
-                .await
-                .map_err(|e| io_err("write", &self.path, e))?,
-        };
-        if written < len {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!(
-                    "write {}: short write, {written} of {len} bytes at {pos}",
-                    self.path.display()
-                ),
-            ));
+    }
+
+    /// `pwritev` of all of `parts` on the calling (shard) thread, resuming after short writes
+    /// and retrying on EINTR.
+    fn pwritev_all(&self, parts: &[&[u8]], pos: u64) -> io::Result<()> {
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+        // Linux accepts at most 1024 iovecs per call (UIO_MAXIOV); the rest goes next round.
+        const MAX_IOV: usize = 1024;
+        // SAFETY: the descriptor belongs to `self.file`, which outlives this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+        let mut index = 0usize; // first part not completely written
+        let mut skip = 0usize; // bytes of parts[index] already written
+        let mut at = pos;
+        while index < parts.len() {
+            if skip == parts[index].len() {
+                index += 1;
+                skip = 0;
+                continue;
+            }
+            let iov: Vec<IoSlice<'_>> = parts[index..]
+                .iter()
+                .take(MAX_IOV)
+                .enumerate()
+                .map(|(i, p)| IoSlice::new(if i == 0 { &p[skip..] } else { p }))
+                .collect();
+            let offset = i64::try_from(at).map_err(io::Error::other)?;
+            let written = loop {
+                match nix::sys::uio::pwritev(fd, &iov, offset) {
+                    Ok(n) => break n,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        let inner = io::Error::from(e);
+                        return Err(io::Error::new(
+                            inner.kind(),
+                            format!("write {}: {inner}", self.path.display()),
+                        ));
+                    }
+                }
+            };
+            if written == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("write {}: no progress at {at}", self.path.display()),
+                ));
+            }
+            at += written as u64;
+            // Advance over what went out.
+            let mut left = written;
+            while index < parts.len() && left >= parts[index].len() - skip {
+                left -= parts[index].len() - skip;
+                index += 1;
+                skip = 0;
+            }
+            skip += left;
         }
         Ok(())
     }
@@ -459,4 +520,28 @@ pub struct FileSlice {
     pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
     pub pos: u64,
     pub len: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_write_lands_every_part_in_order_beyond_the_iovec_limit() {
+        // 2,500 parts (more than one pwritev takes), some empty, written after existing bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let parts: Vec<Vec<u8>> = (0..2500u32)
+            .map(|i| vec![(i % 251) as u8; (i % 7) as usize])
+            .collect();
+        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        run_local(async {
+            let f = LogFile::open(&path).await.unwrap();
+            f.write_all_at(b"head", 0).await.unwrap();
+            f.write_vectored_at(&slices, 4).await.unwrap();
+        });
+        let mut expected = b"head".to_vec();
+        expected.extend(parts.concat());
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
 }

@@ -2,6 +2,7 @@
 //! the shards' accept loops) and a connection type with the few operations the server needs.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -82,17 +83,43 @@ impl Conn {
         self.stream.read_exact(buf).await
     }
 
-    /// Reads what the socket already holds without waiting: `None` if nothing is there yet,
-    /// `Some(0)` if the peer closed.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        use nix::sys::socket::{recv, MsgFlags};
+    /// Reads what the socket already holds without waiting, into room that need not be
+    /// initialised (so a reader does not zero its buffer before every receive): `None` if
+    /// nothing is there yet, `Some(0)` if the peer closed.
+    pub fn try_read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<Option<usize>> {
         loop {
-            match recv(self.raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => return Ok(Some(n)),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-                Err(e) => return Err(e.into()),
+            // SAFETY: `recv` writes at most `buf.len()` bytes into `buf` and never reads it; the
+            // descriptor is valid while `self` lives.
+            let rc = unsafe {
+                libc::recv(
+                    self.raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if rc >= 0 {
+                return Ok(Some(rc as usize));
             }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(None),
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// Reads what is available into room that need not be initialised, waiting until there is
+    /// something (at least one byte unless the peer closed: then 0).
+    pub async fn read_some_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        loop {
+            if let Some(n) = self.try_read_uninit(buf)? {
+                return Ok(n);
+            }
+            // Wait in io_uring until the socket is readable: a one-byte MSG_PEEK completes when
+            // data (or the peer's close) arrives and leaves the data for the `recv` above.
+            self.stream.peek(&mut [0u8; 1]).await?;
         }
     }
 

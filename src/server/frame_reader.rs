@@ -32,10 +32,9 @@ pub enum ReadError {
 }
 
 pub struct FrameReader {
-    /// `buf[..filled]` is received data; the rest is zeroed room kept for the next read (so
-    /// bytes are zeroed once, not on every read).
+    /// Received data; its spare capacity is the (uninitialised) room for the next read, so
+    /// received bytes are never zeroed first.
     buf: BytesMut,
-    filled: usize,
     max: usize,
 }
 
@@ -43,7 +42,6 @@ impl FrameReader {
     pub fn new(max: usize) -> FrameReader {
         FrameReader {
             buf: BytesMut::new(),
-            filled: 0,
             max,
         }
     }
@@ -56,13 +54,13 @@ impl FrameReader {
             }
             self.grow();
             let n = conn
-                .read_some(&mut self.buf[self.filled..])
+                .read_some_uninit(self.buf.spare_capacity_mut())
                 .await
                 .map_err(ReadError::Io)?;
             if n == 0 {
                 return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-            self.filled += n;
+            self.received(n);
         }
     }
 
@@ -75,50 +73,60 @@ impl FrameReader {
             }
             self.grow();
             match conn
-                .try_read(&mut self.buf[self.filled..])
+                .try_read_uninit(self.buf.spare_capacity_mut())
                 .map_err(ReadError::Io)?
             {
                 None => return Ok(None),
                 Some(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                Some(n) => self.filled += n,
+                Some(n) => self.received(n),
             }
         }
     }
 
     /// Cuts the first frame out of the buffer if it is complete.
     fn take(&mut self) -> Result<Option<Bytes>, ReadError> {
-        let Some(prefix) = self.buf[..self.filled].get(..4) else {
+        let Some(prefix) = self.buf.get(..4) else {
             return Ok(None);
         };
         let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
         let Some(len) = check_size(prefix, self.max) else {
             return Err(ReadError::BadSize(i32::from_be_bytes(prefix)));
         };
-        if self.filled < 4 + len {
+        if self.buf.len() < 4 + len {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(4 + len);
-        self.filled -= 4 + len;
         let _ = frame.split_to(4);
         Ok(Some(frame.freeze()))
     }
 
-    /// Makes sure there is zeroed room after the received bytes: at least `READ_CHUNK`, growing
-    /// with what was received (at most doubling), and no more than the frame being received
-    /// still needs (plus one chunk for what follows it).
+    /// Makes sure there is room after the received bytes: at least `READ_CHUNK`, growing with
+    /// what was received (at most doubling), and no more than the frame being received still
+    /// needs (plus one chunk for what follows it).
     fn grow(&mut self) {
-        let room = self.buf.len() - self.filled;
-        if room >= READ_CHUNK {
+        let filled = self.buf.len();
+        if self.buf.capacity() - filled >= READ_CHUNK {
             return;
         }
-        let mut step = READ_CHUNK.max(self.filled);
-        if let Some(p) = self.buf[..self.filled].get(..4) {
+        let mut step = READ_CHUNK.max(filled);
+        if let Some(p) = self.buf.get(..4) {
             let len = i32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(0) as usize;
-            let needed = (4 + len).saturating_sub(self.filled);
+            let needed = (4 + len).saturating_sub(filled);
             step = step.max(needed.min(EAGER_FRAME));
             step = step.min(needed.max(READ_CHUNK));
         }
-        self.buf.resize(self.filled + step, 0);
+        self.buf.reserve(step);
+    }
+
+    /// Counts `n` bytes just received into the spare capacity as data.
+    fn received(&mut self, n: usize) {
+        let filled = self.buf.len();
+        assert!(
+            n <= self.buf.capacity() - filled,
+            "a read cannot exceed its room"
+        );
+        // SAFETY: the read initialised `n` bytes right after the data (checked to fit above).
+        unsafe { self.buf.set_len(filled + n) };
     }
 }
 
@@ -129,9 +137,13 @@ mod tests {
     fn reader_with(bytes: &[u8], max: usize) -> FrameReader {
         let mut r = FrameReader::new(max);
         r.buf.extend_from_slice(bytes);
-        r.filled = bytes.len();
-        r.grow(); // the zeroed room after the data must not count as data
+        r.grow(); // the room after the data must not count as data
         r
+    }
+
+    /// Room for the next read.
+    fn room(r: &FrameReader) -> usize {
+        r.buf.capacity() - r.buf.len()
     }
 
     #[test]
@@ -162,14 +174,25 @@ mod tests {
         let mut data = (600_000u32).to_be_bytes().to_vec();
         data.extend_from_slice(&[1; 10]);
         let r = reader_with(&data, max);
-        assert_eq!(r.buf.len(), 4 + 600_000);
+        assert!((600_000 - 10..600_000 - 10 + READ_CHUNK).contains(&room(&r)));
         // 50 MB announced, 10 bytes received: only EAGER_FRAME of room, not 50 MB.
         let mut data = (50_000_000u32).to_be_bytes().to_vec();
         data.extend_from_slice(&[1; 10]);
         let r = reader_with(&data, max);
-        assert_eq!(r.buf.len(), data.len() + EAGER_FRAME);
+        assert!((EAGER_FRAME..2 * EAGER_FRAME).contains(&room(&r)));
         // A small frame gets the usual chunk, no more than it needs plus what follows.
         let r = reader_with(&[0, 0, 0, 5, 1], max);
-        assert_eq!(r.buf.len(), 5 + READ_CHUNK);
+        assert!((READ_CHUNK..2 * READ_CHUNK).contains(&room(&r)));
+    }
+
+    #[test]
+    fn bytes_received_into_the_room_complete_a_frame() {
+        let mut r = reader_with(&[0, 0, 0, 3, 1], 100);
+        for (slot, b) in r.buf.spare_capacity_mut().iter_mut().zip([2u8, 3, 0, 0]) {
+            slot.write(b);
+        }
+        r.received(4);
+        assert_eq!(&r.take().unwrap().unwrap()[..], &[1, 2, 3]);
+        assert_eq!(&r.buf[..], &[0, 0], "what follows the frame stays buffered");
     }
 }
