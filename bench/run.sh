@@ -32,6 +32,7 @@
 #    ConsumerPerformance (kafka-consumer-perf-test) reading them back, on a fresh 8-partition
 #    topic (jars from bench/kafka-tools-pom/pom.xml into .kafka/tools-lib).
 #    (d) shardlog --cores 1: (a) again on a fresh broker; ratio --cores 2 / --cores 1.
+#    (h) shardlog with log.drop.behind.bytes=32 MiB (not the default): (a), (b), (g) again.
 #    Both brokers run with group.initial.rebalance.delay.ms=0 (scripts/kafka.sh sets it for Kafka;
 #    shardlog gets it with --set), so ConsumerPerformance's group join is comparable. No other
 #    broker setting is changed from its default.
@@ -421,6 +422,17 @@ if [[ "${SKIP_SHARDLOG:-0}" != 1 ]]; then
         stop_shardlog
     else
         echo "shardlog-copy,start,1" >>"$OUT/failures.csv"
+    fi
+    # (h) drop-behind, not the default: (a), (b) and (g) again with log.drop.behind.bytes=32 MiB,
+    # to show what recycling page-cache memory buys for produce and costs for catch-up consume.
+    if start_shardlog shardlog-dropbehind 2 --set log.drop.behind.bytes=33554432; then
+        log "shardlog log.drop.behind.bytes=32MiB: warm-up load"; phase warmup warm_up
+        log "shardlog log.drop.behind.bytes=32MiB: (a) produce"; phase produce produce_max
+        log "shardlog log.drop.behind.bytes=32MiB: (b) catch-up consume"; phase consume consume_catchup
+        log "shardlog log.drop.behind.bytes=32MiB: (g) produce through librdkafka"; phase produce-rdkafka produce_rdkafka
+        stop_shardlog
+    else
+        echo "shardlog-dropbehind,start,1" >>"$OUT/failures.csv"
     fi
     if start_shardlog shardlog-cores1 1; then
         log "shardlog --cores 1: warm-up load"; phase warmup warm_up

@@ -141,7 +141,7 @@ def perf_consumer(broker):
 
 # ---- numbers ------------------------------------------------------------------------------------
 N = {}
-for b in BROKERS + ("shardlog-cores1", "shardlog-copy"):
+for b in BROKERS + ("shardlog-cores1", "shardlog-copy", "shardlog-dropbehind"):
     N[b] = dict(
         produce=run(b, "produce"), consume=run(b, "consume"),
         lat1=run(b, "latency-acks1"), latall=run(b, "latency-acksall"),
@@ -305,6 +305,23 @@ def phase_cpu(broker, phase):
 w(f"| zero-copy (sendfile, default) | {fmt(zc)} | {phase_cpu('shardlog', 'consume') or '-'} | {fmt(v('shardlog', 'produce', 'produce', 'mb_per_sec'))} |")
 w(f"| copy (pread + writev) | {fmt(cp)} | {phase_cpu('shardlog-copy', 'consume') or '-'} | {fmt(v('shardlog-copy', 'produce', 'produce', 'mb_per_sec'))} |")
 w(f"| ratio zero-copy / copy | {ratio(zc, cp)} | | |")
+w("")
+
+# (h) drop-behind: not the default; shows what recycling page-cache memory buys and costs.
+db = "shardlog-dropbehind"
+w("## (h) drop-behind (`log.drop.behind.bytes=33554432`, not the default) vs the default (keep everything cached)")
+w("")
+w("| | shardlog default | shardlog drop-behind | ratio | Kafka |")
+w("|---|---:|---:|---:|---:|")
+for label, rn in (("(a) produce MB/s", "produce"), ("(b) catch-up consume MB/s", "consume"),
+                  ("(g) produce through librdkafka MB/s", "rk")):
+    side = "consume" if rn == "consume" else "produce"
+    a, d = v("shardlog", rn, side, "mb_per_sec"), v(db, rn, side, "mb_per_sec")
+    w(f"| {label} | {fmt(a)} | {fmt(d)} | {ratio(d, a)} | {fmt(v('kafka', rn, side, 'mb_per_sec'))} |")
+w("")
+w("On a VM whose balloon device reports free pages to the host, every page-cache page allocated from")
+w("reported memory costs a host page fault; dropping written-back pages recycles a small set of")
+w("pages instead (bench/README.md, \"drop-behind\"). Catch-up reads of dropped data go to the disk.")
 w("")
 
 # ---- targets --------------------------------------------------------------------------------------

@@ -334,6 +334,15 @@ impl Segment {
             tracing::debug!(error = %e, "starting writeback failed");
         }
         self.written_back.set(to);
+        // Drop-behind: the chunks whose writeback started `keep` bytes ago are clean by now
+        // (pages still under writeback are skipped by the kernel and simply stay cached).
+        let keep = crate::runtime::file::drop_behind_bytes();
+        if keep > 0 && to > keep {
+            let (drop_from, drop_to) = (from.saturating_sub(keep), to - keep);
+            if let Err(e) = self.log.drop_cached(drop_from, drop_to - drop_from) {
+                tracing::debug!(error = %e, "dropping written-back pages failed");
+            }
+        }
     }
 
     /// Write pending index entries. Failures are only logged: the indexes are derived data,

@@ -655,6 +655,63 @@ fn create_time_topic_keeps_client_timestamps_and_epoch() {
     });
 }
 
+/// How many of the pages of `path` in `[from, to)` are in the page cache (`mincore`).
+fn resident_pages(path: &Path, from: u64, to: u64) -> usize {
+    use std::os::fd::AsRawFd;
+    let page = 4096u64;
+    let (from, to) = (from / page * page, to.div_ceil(page) * page);
+    let file = std::fs::File::open(path).unwrap();
+    let len = (to - from) as usize;
+    let mut vec = vec![0u8; len / page as usize];
+    // SAFETY: a read-only shared mapping of a range inside the file, unmapped before returning;
+    // `vec` has one byte per page of it, as mincore requires. Nothing reads the mapping.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            from as libc::off_t,
+        );
+        assert_ne!(addr, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+    }
+    vec.iter().filter(|b| *b & 1 == 1).count()
+}
+
+#[test]
+fn drop_behind_evicts_written_back_pages_and_they_stay_readable() {
+    // Process-wide hints: other tests running meanwhile may see some of their clean pages
+    // dropped too, which only makes their reads go to the disk.
+    crate::runtime::file::set_writeback_bytes(4096);
+    crate::runtime::file::set_drop_behind_bytes(8192);
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        let seg = log.active_segment();
+        let append = |ts: i64| log.append(Bytes::from(test_batches::batch(3, ts, 700)), ts);
+        for ts in 0..12 {
+            append(ts).await.unwrap();
+        }
+        log.sync().await.unwrap(); // everything so far is clean: droppable for certain
+        let synced = seg.written_back();
+        assert!(synced >= 8192 + 4096, "written back {synced}");
+        assert!(resident_pages(seg.log_path(), synced - 8192, synced) > 0);
+        // Appending moves the drop point past `synced - 8192 .. synced`.
+        for ts in 12.. {
+            if seg.written_back() >= synced + 8192 {
+                break;
+            }
+            append(ts).await.unwrap();
+        }
+        crate::runtime::file::set_drop_behind_bytes(0);
+        assert_eq!(resident_pages(seg.log_path(), synced - 8192, synced), 0);
+        assert_all_readable(&log).await;
+    });
+}
+
 #[test]
 fn gathered_append_stores_the_request_bytes_with_offset_and_epoch_set() {
     // CreateTime topic: each batch is written as a rewritten 16-byte prefix plus the rest

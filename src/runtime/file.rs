@@ -77,6 +77,20 @@ pub fn writeback_bytes() -> u64 {
     WRITEBACK_BYTES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Appended bytes each active segment keeps in the page cache behind its end once they were
+/// written back (broker setting `log.drop.behind.bytes`; 0: keep everything, as Kafka does).
+static DROP_BEHIND_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Chooses the drop-behind distance for the whole process (set once at startup; 0 disables).
+pub fn set_drop_behind_bytes(bytes: u64) {
+    DROP_BEHIND_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The drop-behind distance, 0 when disabled (see [`set_drop_behind_bytes`]).
+pub fn drop_behind_bytes() -> u64 {
+    DROP_BEHIND_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Convert any glommio error into a `std::io::Error` that names the operation and the file.
 fn io_err<T>(op: &'static str, path: &Path, err: glommio::GlommioError<T>) -> io::Error {
     let inner: io::Error = err.into();
@@ -281,6 +295,34 @@ impl LogFile {
             return Err(io::Error::new(
                 err.kind(),
                 format!("sync_file_range {}: {err}", self.path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tells the kernel that `len` bytes at `pos` will not be read soon
+    /// (`posix_fadvise(POSIX_FADV_DONTNEED)`): clean cached pages are dropped, pages still dirty
+    /// or under writeback stay. A hint: it never loses data.
+    pub fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(nbytes)) = (libc::off64_t::try_from(pos), libc::off64_t::try_from(len))
+        else {
+            return Err(io::Error::other("drop range out of bounds"));
+        };
+        // SAFETY: plain syscall on a descriptor owned by `self.file`, no memory is passed.
+        let rc = unsafe {
+            libc::posix_fadvise64(
+                self.file.as_raw_fd(),
+                offset,
+                nbytes,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::from_raw_os_error(rc);
+            return Err(io::Error::new(
+                err.kind(),
+                format!("posix_fadvise {}: {err}", self.path.display()),
             ));
         }
         Ok(())

@@ -118,6 +118,7 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         _ => runtime::file::AppendIo::Pwrite,
     });
     runtime::file::set_writeback_bytes(config.int("log.writeback.bytes").max(0) as u64);
+    runtime::file::set_drop_behind_bytes(config.int("log.drop.behind.bytes").max(0) as u64);
     let spec = ShardSpec {
         shards: cores,
         cpus: if pin { cpus } else { Vec::new() },
