@@ -253,6 +253,22 @@ def thp():
     }
 
 
+def balloon():
+    """The virtio balloon, if any, and whether it reports free pages to the host (feature bit 5,
+    VIRTIO_BALLOON_F_REPORTING): then every page-cache page allocated from reported memory costs
+    a host page fault (see log.drop.behind.bytes in bench/README.md, "Drop-behind")."""
+    base = f"{SYS}/bus/virtio/devices"
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return None
+    for name in names:
+        if read(f"{base}/{name}/device") == "0x0005":
+            features = read(f"{base}/{name}/features") or ""
+            return {"device": name, "free_page_reporting": len(features) > 5 and features[5] == "1"}
+    return None
+
+
 def collect():
     online, allowed, cpus = cpus_info()
     nodes = nodes_info()
@@ -274,6 +290,7 @@ def collect():
             "cpuidle_driver": read(f"{SYS}/devices/system/cpu/cpuidle/current_driver"),
         },
         "thp": thp(),
+        "balloon": balloon(),
         "sysctls": sysctls(),
         "irqbalance_running": irqbalance_running(),
     }
@@ -360,6 +377,13 @@ def human(t):
         print(f"  driver {f['driver']}, governor(s) {', '.join(f['governors'])}; available: {f['available']}")
     print(f"  cpuidle driver: {f['cpuidle_driver'] or 'none'}")
     print(f"\nTransparent huge pages: enabled={t['thp']['enabled']} defrag={t['thp']['defrag']}")
+    b = t["balloon"]
+    if b is None:
+        print("virtio balloon: none")
+    else:
+        print(f"virtio balloon: {b['device']}, free page reporting "
+              + ("ON (page-cache pages from reported memory cost a host fault each; "
+                 "consider log.drop.behind.bytes for tailing workloads)" if b["free_page_reporting"] else "off"))
     print(f"irqbalance running: {'yes (it will move IRQs back; stop it before irq-affinity.sh --apply)' if t['irqbalance_running'] else 'no'}")
     print("\nSysctls")
     table(["key", "value"], [[k, v if v is not None else "(absent)"] for k, v in t["sysctls"].items()])
