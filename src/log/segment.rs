@@ -334,11 +334,13 @@ impl Segment {
             tracing::debug!(error = %e, "starting writeback failed");
         }
         self.written_back.set(to);
-        // Drop-behind: the chunks whose writeback started `keep` bytes ago are clean by now
-        // (pages still under writeback are skipped by the kernel and simply stay cached).
+        // Drop-behind: the chunks whose writeback started `keep` bytes ago (at least two chunks,
+        // see lifecycle) are usually clean by now. The kernel skips pages still dirty or under
+        // writeback, so each call also covers the chunk before its range once more; a page
+        // skipped twice just stays cached (never lost: only clean pages are dropped).
         let keep = crate::runtime::file::drop_behind_bytes();
         if keep > 0 && to > keep {
-            let (drop_from, drop_to) = (from.saturating_sub(keep), to - keep);
+            let (drop_from, drop_to) = (from.saturating_sub(keep + chunk), to - keep);
             if let Err(e) = self.log.drop_cached(drop_from, drop_to - drop_from) {
                 tracing::debug!(error = %e, "dropping written-back pages failed");
             }

@@ -6,6 +6,7 @@ use crate::log::segment::segment_paths;
 use crate::log::test_batches::{self, concat};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::runtime::file::run_local;
+use crate::runtime::file::tests::resident_pages;
 use bytes::Bytes;
 use std::path::Path;
 
@@ -655,36 +656,11 @@ fn create_time_topic_keeps_client_timestamps_and_epoch() {
     });
 }
 
-/// How many of the pages of `path` in `[from, to)` are in the page cache (`mincore`).
-fn resident_pages(path: &Path, from: u64, to: u64) -> usize {
-    use std::os::fd::AsRawFd;
-    let page = 4096u64;
-    let (from, to) = (from / page * page, to.div_ceil(page) * page);
-    let file = std::fs::File::open(path).unwrap();
-    let len = (to - from) as usize;
-    let mut vec = vec![0u8; len / page as usize];
-    // SAFETY: a read-only shared mapping of a range inside the file, unmapped before returning;
-    // `vec` has one byte per page of it, as mincore requires. Nothing reads the mapping.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            from as libc::off_t,
-        );
-        assert_ne!(addr, libc::MAP_FAILED);
-        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
-        libc::munmap(addr, len);
-    }
-    vec.iter().filter(|b| *b & 1 == 1).count()
-}
-
 #[test]
 fn drop_behind_evicts_written_back_pages_and_they_stay_readable() {
-    // Process-wide hints: other tests running meanwhile may see some of their clean pages
-    // dropped too, which only makes their reads go to the disk.
+    // Process-wide hints, never reset (every test that sets them sets the same values): other
+    // tests running meanwhile or later may see some of their clean pages dropped too, which
+    // only makes their reads go to the disk.
     crate::runtime::file::set_writeback_bytes(4096);
     crate::runtime::file::set_drop_behind_bytes(8192);
     let dir = tempfile::tempdir().unwrap();
@@ -706,7 +682,6 @@ fn drop_behind_evicts_written_back_pages_and_they_stay_readable() {
             }
             append(ts).await.unwrap();
         }
-        crate::runtime::file::set_drop_behind_bytes(0);
         assert_eq!(resident_pages(seg.log_path(), synced - 8192, synced), 0);
         assert_all_readable(&log).await;
     });

@@ -91,6 +91,24 @@ pub fn drop_behind_bytes() -> u64 {
     DROP_BEHIND_BYTES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Tells the kernel that `len` bytes at `pos` of `fd` will not be read soon
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)`): clean cached pages are dropped, pages still dirty or
+/// under writeback stay. A hint: it never loses data.
+pub fn drop_cached(fd: std::os::fd::BorrowedFd<'_>, pos: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(nbytes)) = (libc::off64_t::try_from(pos), libc::off64_t::try_from(len))
+    else {
+        return Err(io::Error::other("drop range out of bounds"));
+    };
+    // SAFETY: plain syscall on a borrowed (so open) descriptor, no memory is passed.
+    let rc =
+        unsafe { libc::posix_fadvise64(fd.as_raw_fd(), offset, nbytes, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// Convert any glommio error into a `std::io::Error` that names the operation and the file.
 fn io_err<T>(op: &'static str, path: &Path, err: glommio::GlommioError<T>) -> io::Error {
     let inner: io::Error = err.into();
@@ -300,32 +318,17 @@ impl LogFile {
         Ok(())
     }
 
-    /// Tells the kernel that `len` bytes at `pos` will not be read soon
-    /// (`posix_fadvise(POSIX_FADV_DONTNEED)`): clean cached pages are dropped, pages still dirty
-    /// or under writeback stay. A hint: it never loses data.
+    /// Drops the clean cached pages of `len` bytes at `pos` (see [`drop_cached`]).
     pub fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(nbytes)) = (libc::off64_t::try_from(pos), libc::off64_t::try_from(len))
-        else {
-            return Err(io::Error::other("drop range out of bounds"));
-        };
-        // SAFETY: plain syscall on a descriptor owned by `self.file`, no memory is passed.
-        let rc = unsafe {
-            libc::posix_fadvise64(
-                self.file.as_raw_fd(),
-                offset,
-                nbytes,
-                libc::POSIX_FADV_DONTNEED,
+        // SAFETY: the descriptor belongs to `self.file`, which outlives this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+        drop_cached(fd, pos, len).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("posix_fadvise {}: {e}", self.path.display()),
             )
-        };
-        if rc != 0 {
-            let err = io::Error::from_raw_os_error(rc);
-            return Err(io::Error::new(
-                err.kind(),
-                format!("posix_fadvise {}: {err}", self.path.display()),
-            ));
-        }
-        Ok(())
+        })
     }
 
     /// Write a small buffer (index entries, markers) completely, resuming after short writes.
@@ -565,8 +568,34 @@ pub struct FileSlice {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// How many of the pages of `path` in `[from, to)` are in the page cache (`mincore`).
+    pub(crate) fn resident_pages(path: &Path, from: u64, to: u64) -> usize {
+        use std::os::fd::AsRawFd;
+        let page = 4096u64;
+        let (from, to) = (from / page * page, to.div_ceil(page) * page);
+        let file = std::fs::File::open(path).unwrap();
+        let len = (to - from) as usize;
+        let mut vec = vec![0u8; len / page as usize];
+        // SAFETY: a read-only shared mapping of a range inside the file, unmapped before returning;
+        // `vec` has one byte per page of it, as mincore requires. Nothing reads the mapping.
+        unsafe {
+            let addr = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                from as libc::off_t,
+            );
+            assert_ne!(addr, libc::MAP_FAILED);
+            assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+            libc::munmap(addr, len);
+        }
+        vec.iter().filter(|b| *b & 1 == 1).count()
+    }
 
     #[test]
     fn vectored_write_lands_every_part_in_order_beyond_the_iovec_limit() {

@@ -60,7 +60,8 @@ impl FrameReader {
             if n == 0 {
                 return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-            self.received(n);
+            // SAFETY: `recv` wrote `n` bytes into the spare capacity.
+            unsafe { self.received(n) };
         }
     }
 
@@ -78,7 +79,8 @@ impl FrameReader {
             {
                 None => return Ok(None),
                 Some(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                Some(n) => self.received(n),
+                // SAFETY: `recv` wrote `n` bytes into the spare capacity.
+                Some(n) => unsafe { self.received(n) },
             }
         }
     }
@@ -119,13 +121,17 @@ impl FrameReader {
     }
 
     /// Counts `n` bytes just received into the spare capacity as data.
-    fn received(&mut self, n: usize) {
+    ///
+    /// # Safety
+    /// The first `n` bytes of `self.buf.spare_capacity_mut()` must have been initialised (a
+    /// successful `recv` of `n` bytes into it does that).
+    unsafe fn received(&mut self, n: usize) {
         let filled = self.buf.len();
-        assert!(
+        debug_assert!(
             n <= self.buf.capacity() - filled,
             "a read cannot exceed its room"
         );
-        // SAFETY: the read initialised `n` bytes right after the data (checked to fit above).
+        // SAFETY: the caller guarantees the `n` bytes after the data are initialised.
         unsafe { self.buf.set_len(filled + n) };
     }
 }
@@ -191,7 +197,8 @@ mod tests {
         for (slot, b) in r.buf.spare_capacity_mut().iter_mut().zip([2u8, 3, 0, 0]) {
             slot.write(b);
         }
-        r.received(4);
+        // SAFETY: the four bytes were just written.
+        unsafe { r.received(4) };
         assert_eq!(&r.take().unwrap().unwrap()[..], &[1, 2, 3]);
         assert_eq!(&r.buf[..], &[0, 0], "what follows the frame stays buffered");
     }

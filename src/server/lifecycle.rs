@@ -118,7 +118,7 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         _ => runtime::file::AppendIo::Pwrite,
     });
     runtime::file::set_writeback_bytes(config.int("log.writeback.bytes").max(0) as u64);
-    runtime::file::set_drop_behind_bytes(config.int("log.drop.behind.bytes").max(0) as u64);
+    runtime::file::set_drop_behind_bytes(drop_behind_bytes(&config));
     let spec = ShardSpec {
         shards: cores,
         cpus: if pin { cpus } else { Vec::new() },
@@ -272,5 +272,48 @@ async fn retention_loop(interval_ms: u64, producer_expiration_ms: i64) {
                 tracing::warn!("producer expiry: {e}");
             }
         }
+    }
+}
+
+/// `log.drop.behind.bytes` as used: off without write-behind (pages are only dropped after
+/// their writeback was started), and at least two write-behind chunks, so the range dropped is
+/// one whose writeback was started a whole chunk earlier.
+fn drop_behind_bytes(config: &BrokerConfig) -> u64 {
+    let keep = config.int("log.drop.behind.bytes").max(0) as u64;
+    let chunk = config.int("log.writeback.bytes").max(0) as u64;
+    if keep == 0 {
+        return 0;
+    }
+    if chunk == 0 {
+        tracing::warn!("log.drop.behind.bytes needs log.writeback.bytes > 0: drop-behind is off");
+        return 0;
+    }
+    keep.max(2 * chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+
+    fn with(keep: &str, chunk: &str) -> u64 {
+        let mut c = BrokerConfig::default();
+        c.set("log.drop.behind.bytes", keep, Source::CommandLine)
+            .unwrap();
+        c.set("log.writeback.bytes", chunk, Source::CommandLine)
+            .unwrap();
+        drop_behind_bytes(&c)
+    }
+
+    #[test]
+    fn drop_behind_needs_write_behind_and_spans_two_chunks() {
+        assert_eq!(with("0", "1048576"), 0);
+        assert_eq!(
+            with("33554432", "0"),
+            0,
+            "no writeback started: nothing is clean"
+        );
+        assert_eq!(with("33554432", "1048576"), 33554432);
+        assert_eq!(with("4096", "1048576"), 2 * 1048576);
     }
 }
