@@ -32,7 +32,8 @@
 #    ConsumerPerformance (kafka-consumer-perf-test) reading them back, on a fresh 8-partition
 #    topic (jars from bench/kafka-tools-pom/pom.xml into .kafka/tools-lib).
 #    (d) shardlog --cores 1: (a) again on a fresh broker; ratio --cores 2 / --cores 1.
-#    (h) shardlog with log.drop.behind.bytes=32 MiB (not the default): (a), (b), (g) again.
+#    (i) (a) again with $BIG_BATCH records per batch (256 KiB), both brokers;
+#    (h) shardlog with log.drop.behind.bytes=32 MiB (not the default): (a), (b), (g), (i) again.
 #    Both brokers run with group.initial.rebalance.delay.ms=0 (scripts/kafka.sh sets it for Kafka;
 #    shardlog gets it with --set), so ConsumerPerformance's group join is comparable. No other
 #    broker setting is changed from its default.
@@ -43,7 +44,7 @@
 #    and service time at the fixed rate of (c)) and one chart per broker and (c) run.
 #
 # Knobs (environment): BENCH_DIR DURATION WARMUP PRODUCERS RK_PRODUCERS PIPELINE LAT_PIPELINE BATCH
-# PARTITIONS RECORD_SIZE CONSUMERS PERF_RECORDS KAFKA_HEAP BROKER_WARMUP LAT_RATE (override the rate of (c))
+# BIG_BATCH PARTITIONS RECORD_SIZE CONSUMERS PERF_RECORDS KAFKA_HEAP BROKER_WARMUP LAT_RATE (override the rate of (c))
 # SKIP_BUILD=1 SKIP_KAFKA=1 SKIP_SHARDLOG=1.
 set -euo pipefail
 
@@ -73,6 +74,7 @@ RK_PRODUCERS="${RK_PRODUCERS:-2}"    # librdkafka producer instances in (g)
 PIPELINE="${PIPELINE:-5}"            # requests in flight per connection, closed loop
 LAT_PIPELINE="${LAT_PIPELINE:-16}"   # in flight per connection at a fixed rate (the schedule decides)
 BATCH="${BATCH:-16}"                 # records per batch: 16 x 1 KiB ~ Kafka's default batch.size
+BIG_BATCH="${BIG_BATCH:-256}"        # records per batch in (i): 256 KiB, below librdkafka's 1 MB batches
 PARTITIONS="${PARTITIONS:-8}"
 RECORD_SIZE="${RECORD_SIZE:-1024}"
 CONSUMERS="${CONSUMERS:-2}"          # catch-up consumer connections
@@ -211,7 +213,7 @@ LOAD_BEFORE="$(cat /proc/loadavg)"
     echo "kafka_jar=$(basename "$(ls .kafka/lib/kafka_2.13-*.jar 2>/dev/null | head -1)" 2>/dev/null)"
     echo "kafka_heap=$KAFKA_HEAP"
     echo "duration=$DURATION"; echo "warmup=$WARMUP"; echo "producers=$PRODUCERS"; echo "rk_producers=$RK_PRODUCERS"
-    echo "pipeline=$PIPELINE"; echo "lat_pipeline=$LAT_PIPELINE"; echo "batch=$BATCH"
+    echo "pipeline=$PIPELINE"; echo "lat_pipeline=$LAT_PIPELINE"; echo "batch=$BATCH"; echo "big_batch=$BIG_BATCH"
     echo "partitions=$PARTITIONS"; echo "record_size=$RECORD_SIZE"; echo "consumers=$CONSUMERS"
     echo "perf_records=$PERF_RECORDS"; echo "broker_warmup=$BROKER_WARMUP"
     echo "loadavg_before=$LOAD_BEFORE"
@@ -274,6 +276,11 @@ warm_up() { # unmeasured load first, so that (a) sees a JIT-compiled Kafka (done
 }
 produce_max() { # (a): closed loop, acks=1
     lg produce --topic thr --create --partitions "$PARTITIONS" --producers "$PRODUCERS" \
+        --pipeline "$PIPELINE" --acks 1 --duration "$DURATION" --warmup "$WARMUP"
+}
+produce_big() { # (i): (a) with $BIG_BATCH records per batch, closed loop, acks=1
+    local BATCH="$BIG_BATCH"
+    lg produce-big --topic big --create --partitions "$PARTITIONS" --producers "$PRODUCERS" \
         --pipeline "$PIPELINE" --acks 1 --duration "$DURATION" --warmup "$WARMUP"
 }
 consume_catchup() { # (b): everything in "thr", from the start
@@ -382,6 +389,7 @@ if [[ "${SKIP_KAFKA:-0}" != 1 ]]; then
         log "kafka: (e) acks=-1 closed loop, flush.messages=1"
         phase produce-acksall-flush produce_all produce-acksall-flush --topic-config flush.messages=1
         log "kafka: (g) produce through librdkafka";  phase produce-rdkafka produce_rdkafka
+        log "kafka: (i) produce, $BIG_BATCH-record batches"; phase produce-big produce_big
         log "kafka: ProducerPerformance";            phase perf-producer perf_producer
         log "kafka: ConsumerPerformance";            phase perf-consumer perf_consumer
         cp "$KAFKA_DATA/server.properties" "$OUT/kafka-server.properties" 2>/dev/null || true
@@ -407,6 +415,7 @@ if [[ "${SKIP_SHARDLOG:-0}" != 1 ]]; then
         log "shardlog: (c) latency at $RATE msg/s, acks=-1"; phase latency-acksall latency -1 all
         log "shardlog: (e) acks=-1 closed loop";     phase produce-acksall produce_all produce-acksall
         log "shardlog: (g) produce through librdkafka"; phase produce-rdkafka produce_rdkafka
+        log "shardlog: (i) produce, $BIG_BATCH-record batches"; phase produce-big produce_big
         log "shardlog: ProducerPerformance";         phase perf-producer perf_producer
         log "shardlog: ConsumerPerformance";         phase perf-consumer perf_consumer
         stop_shardlog
@@ -430,6 +439,7 @@ if [[ "${SKIP_SHARDLOG:-0}" != 1 ]]; then
         log "shardlog log.drop.behind.bytes=32MiB: (a) produce"; phase produce produce_max
         log "shardlog log.drop.behind.bytes=32MiB: (b) catch-up consume"; phase consume consume_catchup
         log "shardlog log.drop.behind.bytes=32MiB: (g) produce through librdkafka"; phase produce-rdkafka produce_rdkafka
+        log "shardlog log.drop.behind.bytes=32MiB: (i) produce, $BIG_BATCH-record batches"; phase produce-big produce_big
         stop_shardlog
     else
         echo "shardlog-dropbehind,start,1" >>"$OUT/failures.csv"
