@@ -215,39 +215,23 @@ impl LogFile {
     /// `pwritev` of all of `parts` on the calling (shard) thread, resuming after short writes
     /// and retrying on EINTR.
     fn pwritev_all(&self, parts: &[&[u8]], pos: u64) -> io::Result<()> {
-        use std::io::IoSlice;
+        use crate::runtime::iovec::Cursor;
         use std::os::fd::AsRawFd;
-        // Linux accepts at most 1024 iovecs per call (UIO_MAXIOV); the rest goes next round.
-        const MAX_IOV: usize = 1024;
         // SAFETY: the descriptor belongs to `self.file`, which outlives this call.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
-        let mut index = 0usize; // first part not completely written
-        let mut skip = 0usize; // bytes of parts[index] already written
+        let mut cursor = Cursor::start(parts);
         let mut at = pos;
-        while index < parts.len() {
-            if skip == parts[index].len() {
-                index += 1;
-                skip = 0;
-                continue;
-            }
-            let iov: Vec<IoSlice<'_>> = parts[index..]
-                .iter()
-                .take(MAX_IOV)
-                .enumerate()
-                .map(|(i, p)| IoSlice::new(if i == 0 { &p[skip..] } else { p }))
-                .collect();
+        while !cursor.done(parts) {
             let offset = i64::try_from(at).map_err(io::Error::other)?;
-            let written = loop {
-                match nix::sys::uio::pwritev(fd, &iov, offset) {
-                    Ok(n) => break n,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => {
-                        let inner = io::Error::from(e);
-                        return Err(io::Error::new(
-                            inner.kind(),
-                            format!("write {}: {inner}", self.path.display()),
-                        ));
-                    }
+            let written = match nix::sys::uio::pwritev(fd, &cursor.remaining(parts), offset) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    let inner = io::Error::from(e);
+                    return Err(io::Error::new(
+                        inner.kind(),
+                        format!("write {}: {inner}", self.path.display()),
+                    ));
                 }
             };
             if written == 0 {
@@ -257,37 +241,9 @@ impl LogFile {
                 ));
             }
             at += written as u64;
-            // Advance over what went out.
-            let mut left = written;
-            while index < parts.len() && left >= parts[index].len() - skip {
-                left -= parts[index].len() - skip;
-                index += 1;
-                skip = 0;
-            }
-            skip += left;
+            cursor.advance(parts, written);
         }
         Ok(())
-    }
-
-    /// A positional write on the calling (shard) thread, retried on EINTR.
-    fn pwrite(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor belongs to `self.file`, which outlives this call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
-        let offset = i64::try_from(pos).map_err(io::Error::other)?;
-        loop {
-            match nix::sys::uio::pwrite(fd, buf, offset) {
-                Ok(n) => return Ok(n),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    let inner = io::Error::from(e);
-                    return Err(io::Error::new(
-                        inner.kind(),
-                        format!("write {}: {inner}", self.path.display()),
-                    ));
-                }
-            }
-        }
     }
 
     /// Asks the kernel to start writing `len` bytes at `pos` to disk, without waiting for it
@@ -334,25 +290,21 @@ impl LogFile {
     /// Write a small buffer (index entries, markers) completely, resuming after short writes.
     /// Copies the remainder on each retry, which is fine for the few bytes this is used for.
     pub async fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if append_io() == AppendIo::Pwrite {
+            return self.pwritev_all(&[buf], pos);
+        }
         let mut done = 0usize;
         while done < buf.len() {
             let at = pos + done as u64;
-            let written = match append_io() {
-                AppendIo::Pwrite => self.pwrite(&buf[done..], at)?,
-                AppendIo::Uring => self
-                    .file
-                    .write_at(buf[done..].to_vec(), at)
-                    .await
-                    .map_err(|e| io_err("write", &self.path, e))?,
-            };
+            let written = self
+                .file
+                .write_at(buf[done..].to_vec(), at)
+                .await
+                .map_err(|e| io_err("write", &self.path, e))?;
             if written == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
-                    format!(
-                        "write {}: no progress at {}",
-                        self.path.display(),
-                        pos + done as u64
-                    ),
+                    format!("write {}: no progress at {at}", self.path.display()),
                 ));
             }
             done += written;

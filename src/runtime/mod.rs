@@ -8,6 +8,7 @@
 
 pub mod executor;
 pub mod file;
+pub mod iovec;
 pub mod mesh;
 pub mod net;
 pub mod numa;

@@ -2,12 +2,15 @@
 //! the shards' accept loops) and a connection type with the few operations the server needs.
 
 use std::io;
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+
+use crate::runtime::iovec::Cursor;
 
 /// A listening socket owned by one shard.
 pub struct Listener {
@@ -131,44 +134,28 @@ impl Conn {
     /// Writes every byte of each slice, in order: as few `sendmsg` calls as the socket allows
     /// (one, when its send buffer has room), waiting in io_uring only when it is full.
     pub async fn write_all_vectored(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut index = 0usize; // first part not completely sent
-        let mut skip = 0usize; // bytes of parts[index] already sent
-        while index < parts.len() {
-            let sent = self.try_send_vectored(&parts[index..], skip)?;
-            // Advance over what went out.
-            let mut left = sent;
-            while index < parts.len() && left >= parts[index].len() - skip {
-                left -= parts[index].len() - skip;
-                index += 1;
-                skip = 0;
-            }
-            skip += left;
-            if index < parts.len() && sent == 0 {
+        let mut cursor = Cursor::start(parts);
+        while !cursor.done(parts) {
+            let sent = self.try_send_vectored(&cursor.remaining(parts))?;
+            cursor.advance(parts, sent);
+            if !cursor.done(parts) && sent == 0 {
                 // Send buffer full: finish this part with glommio's awaiting write.
-                self.stream.write_all(&parts[index][skip..]).await?;
-                index += 1;
-                skip = 0;
+                self.stream
+                    .write_all(&parts[cursor.index][cursor.skip..])
+                    .await?;
+                cursor.finish_part(parts);
             }
         }
         self.stream.flush().await
     }
 
-    /// One non-blocking `sendmsg` of `parts` (the first one from byte `skip`); 0 when the socket
-    /// cannot take anything now.
-    fn try_send_vectored(&self, parts: &[&[u8]], skip: usize) -> io::Result<usize> {
+    /// One non-blocking `sendmsg` of `iov`; 0 when the socket cannot take anything now.
+    fn try_send_vectored(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
         use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
-        use std::io::IoSlice;
-        // Linux accepts at most 1024 iovecs per call (UIO_MAXIOV); the rest goes next round.
-        let iov: Vec<IoSlice<'_>> = parts
-            .iter()
-            .enumerate()
-            .take(1024)
-            .map(|(i, p)| IoSlice::new(if i == 0 { &p[skip..] } else { p }))
-            .collect();
         loop {
             match sendmsg::<SockaddrStorage>(
                 self.raw_fd(),
-                &iov,
+                iov,
                 &[],
                 MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
                 None,
