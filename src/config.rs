@@ -65,6 +65,8 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "log.retention.check.interval.ms", kind: Kind::Long, default: "300000", doc: "How often each shard applies retention to its partitions." },
     Setting { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes of log between two sparse offset-index entries (topic: index.interval.bytes)." },
     Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
+    Setting { name: "log.message.timestamp.before.max.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Refuse (INVALID_TIMESTAMP) a CreateTime record whose timestamp is older than this many ms before the broker's clock (topic: message.timestamp.before.max.ms)." },
+    Setting { name: "log.message.timestamp.after.max.ms", kind: Kind::Long, default: "3600000", doc: "Refuse (INVALID_TIMESTAMP) a CreateTime record whose timestamp is more than this many ms after the broker's clock (topic: message.timestamp.after.max.ms)." },
     Setting { name: "log.cleanup.policy", kind: Kind::Choice(&["delete"]), default: "delete", doc: "Only `delete` (time/size retention) is implemented; compaction is not yet (topic: cleanup.policy)." },
     Setting { name: "log.flush.interval.messages", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition once this many messages are unsynced (topic: flush.messages). Default: never; durability comes from acks=-1." },
     Setting { name: "log.flush.interval.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition whose last sync is this old and has unsynced data (topic: flush.ms). Default: never." },
@@ -140,6 +142,24 @@ pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
             doc: "CreateTime or LogAppendTime.",
         },
         "log.message.timestamp.type",
+    ),
+    (
+        Setting {
+            name: "message.timestamp.before.max.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Oldest accepted CreateTime timestamp, in ms before now.",
+        },
+        "log.message.timestamp.before.max.ms",
+    ),
+    (
+        Setting {
+            name: "message.timestamp.after.max.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Newest accepted CreateTime timestamp, in ms after now.",
+        },
+        "log.message.timestamp.after.max.ms",
     ),
     (
         Setting {
@@ -507,6 +527,8 @@ impl BrokerConfig {
                 TimestampType::CreateTime
             },
             max_message_bytes: num("max.message.bytes").max(0) as usize,
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
         }
     }
 }
@@ -525,6 +547,12 @@ pub fn validate_topic_configs<'a>(
         let v = validate(key, setting.kind, value)?;
         if key == "segment.bytes" && v.parse::<i64>().unwrap_or(0) < 1024 {
             return Err(err(key, "must be at least 1024"));
+        }
+        if key.starts_with("message.timestamp.")
+            && key.ends_with(".max.ms")
+            && v.parse::<i64>().unwrap_or(-1) < 0
+        {
+            return Err(err(key, "must be at least 0"));
         }
         out.insert(key.to_string(), v);
     }

@@ -323,7 +323,11 @@ fn produce_with_bad_crc_is_corrupt_message() {
     for version in [3i16, 7, 9] {
         let ok = produce_raw(&b, "crc", batch(false), version);
         let p = &ok.responses[0].partition_responses[0];
-        assert_eq!(p.error_code, 0, "v{version}: a correct batch is accepted");
+        assert_eq!(
+            p.error_code, 0,
+            "v{version}: a correct batch is accepted: {:?}",
+            p.error_message
+        );
 
         let bad = produce_raw(&b, "crc", batch(true), version);
         let p = &bad.responses[0].partition_responses[0];

@@ -25,7 +25,7 @@
 //! Because baseOffset and partitionLeaderEpoch lie before the CRC'd range, assigning offsets
 //! and stamping the epoch never requires a CRC recomputation; only the LogAppendTime rewrite
 //! (attributes + maxTimestamp) does. Compressed batches are stored exactly as sent: nothing here
-//! ever decompresses.
+//! ever decompresses (the records inside a batch are [`crate::log::record_walk`]'s job).
 
 use crate::log::error::LogError;
 
@@ -334,18 +334,21 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) -> bool {
     true
 }
 
-/// For a CreateTime topic: clear a LogAppendTime bit a client set, recomputing the CRC only if
-/// something changed (Kafka does the same). Returns whether the batch was modified.
-pub fn clear_log_append_time(batch: &mut [u8]) -> bool {
+/// For a CreateTime topic: store the batch as CreateTime with maxTimestamp `max_timestamp`
+/// (clearing a LogAppendTime bit a client set, and correcting a maxTimestamp that disagrees with
+/// the records, as Kafka's LogValidator does), recomputing the CRC only if something changed.
+/// Returns whether the batch was modified.
+pub fn set_create_time(batch: &mut [u8], max_timestamp: i64) -> bool {
     if batch.len() < HEADER_LEN {
         return false;
     }
     let attrs = be_i16(batch, OFF_ATTRIBUTES);
-    if attrs & ATTR_LOG_APPEND_TIME == 0 {
+    if attrs & ATTR_LOG_APPEND_TIME == 0 && be_i64(batch, OFF_MAX_TIMESTAMP) == max_timestamp {
         return false;
     }
     let attrs = attrs & !ATTR_LOG_APPEND_TIME;
     batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+    batch[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     rewrite_crc(batch);
     true
 }
@@ -376,56 +379,6 @@ pub fn write_varlong(out: &mut Vec<u8>, v: i64) {
         }
         out.push(b | 0x80);
     }
-}
-
-/// `(offset, timestamp)` of every record of a CreateTime batch, in order. Compressed batches are
-/// decompressed here (with the codec crate's bounded decoders): ListOffsets by time and
-/// MAX_TIMESTAMP must name the exact record as Kafka does, and they are rare enough that a
-/// decompression per lookup costs nothing on the produce/fetch paths, which never decompress.
-/// `None` for LogAppendTime batches (every record carries the batch timestamp) or records that do
-/// not parse (the caller then falls back to the batch).
-pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
-    let header = BatchHeader::parse(batch).ok()?;
-    if header.timestamp_type() == TimestampType::LogAppendTime {
-        return None;
-    }
-    if header.compression() != 0 {
-        let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.total_len().min(batch.len())]);
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).ok()?;
-        return Some(
-            sets.iter()
-                .flat_map(|s| s.records.iter().map(|r| (r.offset, r.timestamp)))
-                .collect(),
-        );
-    }
-    let end = header.total_len().min(batch.len());
-    let mut pos = HEADER_LEN;
-    let mut out = Vec::new();
-    for _ in 0..header.record_count.max(0) {
-        let len = read_varlong(batch, &mut pos)?;
-        let body_start = pos;
-        let len = usize::try_from(len).ok()?;
-        if body_start.checked_add(len)? > end {
-            return None;
-        }
-        pos += 1; // attributes
-        let ts_delta = read_varlong(batch, &mut pos)?;
-        let offset_delta = read_varlong(batch, &mut pos)?;
-        out.push((
-            header.base_offset.saturating_add(offset_delta),
-            header.base_timestamp.saturating_add(ts_delta),
-        ));
-        pos = body_start + len;
-    }
-    Some(out)
-}
-
-/// In a CreateTime batch, the first record whose timestamp is >= `target`, as
-/// `(offset, timestamp)`. `None` if none qualifies or the records cannot be read.
-pub fn first_record_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)> {
-    record_timestamps(batch)?
-        .into_iter()
-        .find(|(_, ts)| *ts >= target)
 }
 
 #[cfg(test)]
@@ -540,10 +493,14 @@ mod tests {
         assert_eq!(h.max_timestamp, 99_999);
         assert_eq!(h.base_timestamp, 1_000);
 
-        assert!(clear_log_append_time(&mut b));
+        assert!(set_create_time(&mut b, 1_002));
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
-        assert!(!clear_log_append_time(&mut b));
+        assert_eq!(h.max_timestamp, 1_002);
+        assert!(!set_create_time(&mut b, 1_002));
+        // A maxTimestamp that disagrees with the records is corrected.
+        assert!(set_create_time(&mut b, 1_001));
+        assert_eq!(validate_batch(&b).unwrap().max_timestamp, 1_001);
     }
 
     #[test]
@@ -568,16 +525,5 @@ mod tests {
             assert_eq!(pos, out.len());
         }
         assert_eq!(read_varlong(&[0x80, 0x80], &mut 0), None);
-    }
-
-    #[test]
-    fn first_record_by_timestamp() {
-        let b = test_batches::batch_with_timestamps(100, &[0, 5, 3, 10], 4);
-        let mut v = b.clone();
-        set_base_offset(&mut v, 20);
-        assert_eq!(first_record_at_or_after(&v, 0), Some((20, 100)));
-        assert_eq!(first_record_at_or_after(&v, 104), Some((21, 105)));
-        assert_eq!(first_record_at_or_after(&v, 106), Some((23, 110)));
-        assert_eq!(first_record_at_or_after(&v, 111), None);
     }
 }

@@ -18,6 +18,11 @@ pub enum LogError {
     /// the record count). Kafka: INVALID_RECORD.
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// Records whose timestamps lie outside the topic's `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` window: `(record index, message)` per record (Kafka's
+    /// record errors). Kafka: INVALID_TIMESTAMP.
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    InvalidTimestamp(Vec<(i32, String)>),
     /// One batch is larger than `max.message.bytes`. Kafka: MESSAGE_TOO_LARGE.
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
@@ -62,6 +67,7 @@ impl LogError {
         match self {
             LogError::Corrupt(_) => 2,                 // CORRUPT_MESSAGE
             LogError::InvalidRecord(_) => 87,          // INVALID_RECORD
+            LogError::InvalidTimestamp(_) => 32,       // INVALID_TIMESTAMP
             LogError::MessageTooLarge { .. } => 10,    // MESSAGE_TOO_LARGE
             LogError::RecordListTooLarge { .. } => 18, // RECORD_LIST_TOO_LARGE
             LogError::OffsetOutOfRange { .. } => 1,    // OFFSET_OUT_OF_RANGE
@@ -70,6 +76,14 @@ impl LogError {
             LogError::InvalidRequest(_) => 42,         // INVALID_REQUEST
             LogError::Closed => 56,                    // KAFKA_STORAGE_ERROR
             LogError::Io(_) => 56,                     // KAFKA_STORAGE_ERROR
+        }
+    }
+
+    /// Per-record errors for the ProduceResponse (`record_errors`: batch index and message).
+    pub fn record_errors(&self) -> Vec<(i32, String)> {
+        match self {
+            LogError::InvalidTimestamp(errors) => errors.clone(),
+            _ => Vec::new(),
         }
     }
 }

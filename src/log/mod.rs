@@ -5,6 +5,10 @@
 //! Module map (each file does one job):
 //! - [`batch`]: RecordBatch v2 header parsing, validation (length, magic, CRC32C) and the
 //!   header rewrites the broker makes (offset, leader epoch, LogAppendTime).
+//! - [`record_walk`]: the records inside a batch, one at a time, decompressed as they go
+//!   (bounded memory): the one way anything looks inside a batch.
+//! - [`validator`]: what a client's records must satisfy before they are stored (Kafka's
+//!   LogValidator).
 //! - [`offset_index`], [`time_index`]: sparse index files (shared code in `sparse_index`).
 //! - [`segment`]: one `.log` file + its indexes: append, find, read.
 //! - [`recovery`]: opening a directory after a clean or unclean stop.
@@ -19,11 +23,13 @@ pub mod error;
 pub mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
+pub mod record_walk;
 pub mod recovery;
 pub mod segment;
 mod sparse_index;
 pub mod test_batches;
 pub mod time_index;
+pub mod validator;
 
 #[cfg(test)]
 mod producer_tests;

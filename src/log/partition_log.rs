@@ -1,8 +1,8 @@
 //! The log of one partition: an ordered list of segments, with offsets, roll, retention, sync.
 
 use crate::log::batch::{
-    clear_log_append_time, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    split_and_validate, stored_prefix, TimestampType, UNCHECKED_PREFIX,
+    set_base_offset, set_create_time, set_log_append_time, set_partition_leader_epoch,
+    split_and_validate, stored_prefix, BatchSpan, TimestampType, UNCHECKED_PREFIX,
 };
 use crate::log::error::LogError;
 use crate::log::producer_state::{
@@ -11,6 +11,7 @@ use crate::log::producer_state::{
 };
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
+use crate::log::validator::validate_client_records;
 use crate::runtime::file::{FileSlice, SerialLock};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -38,6 +39,11 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `max.message.bytes`: largest accepted batch, header included.
     pub max_message_bytes: usize,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime record's timestamp
+    /// may lie (Kafka's default: unbounded).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: one hour).
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -50,6 +56,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             timestamp_type: TimestampType::CreateTime,
             max_message_bytes: 1_048_588,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
         }
     }
 }
@@ -314,16 +322,57 @@ impl PartitionLog {
     /// timestamp type; we answer -1 on CreateTime topics, like a fresh append (clients only use
     /// the field when it is not -1, and on a CreateTime topic it would wrongly replace the
     /// record's create time).
+    ///
+    /// This is the broker's own append (the group coordinator's `__consumer_offsets` records):
+    /// several batches may go in one call and the records themselves are not walked. A client's
+    /// records go through [`PartitionLog::append_from_client`].
     pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        let cfg = self.config.borrow().clone();
+        // Validate before taking the lock: CRC work does not hold up other appends' I/O.
+        let spans = split_and_validate(&records, cfg.max_message_bytes)?;
+        self.append_batches(records, spans, None, cfg, now_ms).await
+    }
+
+    /// [`PartitionLog::append`] for a producer's records: first everything Kafka's LogValidator
+    /// checks for a client (one batch, every record walked, timestamps; see
+    /// [`crate::log::validator`]). A batch whose `maxTimestamp` disagrees with its records is
+    /// stored with the true one, as Kafka does.
+    pub async fn append_from_client(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        let cfg = self.config.borrow().clone();
+        let v = validate_client_records(&records, &cfg, now_ms).await?;
+        let true_max = (v.max_timestamp != v.span.header.max_timestamp
+            && v.span.header.timestamp_type() == TimestampType::CreateTime)
+            .then_some(v.max_timestamp);
+        self.append_batches(records, vec![v.span], true_max, cfg, now_ms)
+            .await
+    }
+
+    fn check_writable(&self) -> Result<(), LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);
         }
         if self.failed.get() {
             return Err(failed_error());
         }
-        let cfg = self.config.borrow().clone();
-        // Validate before taking the lock: CRC work does not hold up other appends' I/O.
-        let spans = split_and_validate(&records, cfg.max_message_bytes)?;
+        Ok(())
+    }
+
+    /// The append itself, for validated `spans` of `records`. `true_max_timestamp`: the single
+    /// batch's max timestamp to store instead of its header's (CreateTime only).
+    async fn append_batches(
+        &self,
+        records: Bytes,
+        spans: Vec<BatchSpan>,
+        true_max_timestamp: Option<i64>,
+        cfg: LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         if records.len() as u64 > cfg.segment_bytes() {
             return Err(LogError::RecordListTooLarge {
                 size: records.len(),
@@ -337,6 +386,19 @@ impl PartitionLog {
             .iter()
             .map(|s| i64::from(s.header.last_offset_delta) + 1)
             .sum();
+        // Offsets never wrap: a log whose end plus this append would pass i64::MAX refuses it
+        // (a header's count is at most 2^31 per batch, so only a hostile history gets here).
+        if self
+            .log_end_offset
+            .get()
+            .checked_add(record_count)
+            .is_none()
+        {
+            return Err(LogError::InvalidRecord(format!(
+                "{record_count} records past log end offset {} overflow the offset space",
+                self.log_end_offset.get()
+            )));
+        }
 
         let _guard = self.serial.lock().await?;
         if self.closed.get() {
@@ -360,7 +422,12 @@ impl PartitionLog {
                     h.max_timestamp = now_ms;
                     h.attributes |= 0x08;
                 }
-                TimestampType::CreateTime => h.attributes &= !0x08,
+                TimestampType::CreateTime => {
+                    h.attributes &= !0x08;
+                    if let Some(ts) = true_max_timestamp {
+                        h.max_timestamp = ts;
+                    }
+                }
             }
             max_ts = max_ts.max(h.max_timestamp);
             next = h.next_offset();
@@ -406,6 +473,7 @@ impl PartitionLog {
         // the rest straight from the request's buffer: one gathered write, no copy of the
         // records. Otherwise the set is copied and rewritten (attributes, timestamp, CRC).
         let unchanged_crc = cfg.timestamp_type == TimestampType::CreateTime
+            && true_max_timestamp.is_none()
             && spans
                 .iter()
                 .all(|s| s.header.timestamp_type() == TimestampType::CreateTime);
@@ -475,7 +543,8 @@ impl PartitionLog {
         let by_size = size_after > cfg.segment_bytes();
         let by_time = cfg.segment_ms > 0 && now_ms - active.roll_base_ms() > cfg.segment_ms;
         // Relative offsets and positions are u32 in the index files.
-        let by_offset = leo + incoming_records - 1 - active.base_offset() > i64::from(u32::MAX);
+        let by_offset =
+            leo.saturating_add(incoming_records) - 1 - active.base_offset() > i64::from(u32::MAX);
         let by_position = size_after > u64::from(u32::MAX);
         if !(by_size || by_time || by_offset || by_position) {
             return Ok(false);
@@ -688,8 +757,8 @@ impl PartitionLog {
             Err(LogError::OffsetOutOfRange { .. }) => return Ok(Some((ts, batch_offset))),
             Err(e) => return Err(e),
         };
-        let exact = crate::log::batch::record_timestamps(&batch)
-            .and_then(|records| records.into_iter().find(|(_, t)| *t == ts))
+        let exact = crate::log::record_walk::find_record(&batch, |t| t == ts)
+            .await
             .map(|(offset, _)| offset);
         Ok(Some((ts, exact.unwrap_or(batch_offset))))
     }
@@ -867,7 +936,7 @@ fn rewrite_batches(
                 set_log_append_time(b, now_ms);
             }
             TimestampType::CreateTime => {
-                clear_log_append_time(b);
+                set_create_time(b, h.max_timestamp);
             }
         }
     }

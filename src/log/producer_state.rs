@@ -309,8 +309,11 @@ impl ProducerStateManager {
     /// The epoch check before it is `checkProducerEpoch`: `producerEpoch < updatedEntry.epoch`
     /// → INVALID_PRODUCER_EPOCH.
     pub fn validate(&self, batches: &[BatchHeader]) -> Result<AppendCheck, LogError> {
-        // (producer id, epoch before the request, updated entry)
+        // (producer id, epoch before the request, updated entry), and where each id is in it:
+        // a lookup per batch, never a scan (a request with many batches of distinct producer
+        // ids must cost linear time, not quadratic, on the shard).
         let mut updated: Vec<(i64, i16, ProducerStateEntry)> = Vec::new();
+        let mut position: std::collections::HashMap<i64, usize> = Default::default();
         for h in batches {
             if h.producer_id < 0 {
                 continue;
@@ -324,16 +327,13 @@ impl ProducerStateManager {
             {
                 return Ok(AppendCheck::Duplicate(dup));
             }
-            let idx = match updated.iter().position(|(p, _, _)| *p == pid) {
-                Some(i) => i,
-                None => {
-                    let e = current
-                        .cloned()
-                        .unwrap_or_else(|| ProducerStateEntry::empty(pid));
-                    updated.push((pid, e.epoch, e));
-                    updated.len() - 1
-                }
-            };
+            let idx = *position.entry(pid).or_insert_with(|| {
+                let e = current
+                    .cloned()
+                    .unwrap_or_else(|| ProducerStateEntry::empty(pid));
+                updated.push((pid, e.epoch, e));
+                updated.len() - 1
+            });
             let (_, current_epoch, entry) = &mut updated[idx];
             let epoch = h.producer_epoch;
             if epoch < entry.epoch {

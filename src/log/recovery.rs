@@ -10,11 +10,20 @@
 //!   the exact end, next offset and max timestamp; a torn tail there is truncated.
 //! - After an unclean shutdown (no marker), the *last* segment is fully re-validated, batch by
 //!   batch, length and CRC32C, because that is where writes were in flight. Older segments are
-//!   checked at their tail with CRCs too. The first invalid batch ends the segment: everything
-//!   after it is truncated (later bytes are garbage even if they look like batches, because
-//!   appends are sequential), and if that happens in a segment that is not the last one, the
-//!   later segments are removed too (their offsets would no longer follow on), as Kafka does.
-//! - Nothing here panics on file contents; bad bytes become truncation, bad indexes a rebuild.
+//!   checked at their tail with CRCs too.
+//! - Only what a crash can tear is truncated. A torn write leaves bytes that fail the framing or
+//!   the CRC, and only after an unclean stop: the first such batch ends the segment, everything
+//!   after it is truncated (appends are sequential, so later bytes were written after it), and
+//!   if that happens in a segment that is not the last one, the later segments are removed too,
+//!   as Kafka does. That loses nothing acknowledged: every sync (acks=-1, flush.*) syncs older
+//!   segments first, so a torn older segment means no sync completed after it.
+//! - What a crash cannot produce is never "repaired" by deleting data: a complete batch with a
+//!   valid CRC whose offsets do not follow on (or leave the segment's u32 range), a gap between
+//!   segments, or any invalid batch after a clean shutdown. The partition then stays offline
+//!   (KAFKA_STORAGE_ERROR to clients, like Kafka's log-directory failure) and the error names
+//!   the file and the position, for an operator to look at; other partitions are unaffected.
+//! - Nothing here panics on file contents; bad bytes become truncation or an offline partition,
+//!   bad indexes a rebuild.
 
 use crate::log::batch::BatchHeader;
 use crate::log::error::LogError;
@@ -65,6 +74,9 @@ pub fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
 /// What a walk of a segment established.
 struct Walk {
     end: ScanEnd,
+    /// A whole, CRC-valid batch that breaks the offset order or the u32 range: not something a
+    /// crash produces (position, reason).
+    inconsistent: Option<(u64, String)>,
     next_offset: i64,
     max_ts: i64,
     offset_of_max: i64,
@@ -125,18 +137,28 @@ async fn walk(
             true
         })
         .await?;
-    let end = match (end, bad) {
-        (ScanEnd::Stopped(..), Some((pos, reason))) => ScanEnd::Invalid { pos, reason },
-        (e, _) => e,
+    let (end, inconsistent) = match (end, bad) {
+        (ScanEnd::Stopped(pos, _), Some(bad)) => (ScanEnd::End(pos), Some(bad)),
+        (e, _) => (e, None),
     };
     Ok(Walk {
         end,
+        inconsistent,
         next_offset: next,
         max_ts,
         offset_of_max,
         index,
         time_index,
     })
+}
+
+/// The error that keeps a partition offline: log contents no crash can produce.
+fn not_a_crash(path: &Path, pos: u64, reason: &str) -> LogError {
+    LogError::Corrupt(format!(
+        "{} at byte {pos}: {reason}. This is not a torn write, so nothing is truncated or \
+         deleted: the partition stays offline until the file is repaired or removed",
+        path.display()
+    ))
 }
 
 fn file_age_base_ms(path: &Path, now_ms: i64) -> i64 {
@@ -213,6 +235,9 @@ pub(crate) async fn recover(
                 index_interval_bytes,
             )
             .await?;
+            if let Some((pos, reason)) = &w.inconsistent {
+                return Err(not_a_crash(seg.log_path(), *pos, reason));
+            }
             match &w.end {
                 ScanEnd::Invalid { pos, reason } if !full => {
                     // Truncation may invalidate index entries: redo it as a full rebuild.
@@ -224,6 +249,14 @@ pub(crate) async fn recover(
                     );
                     full = true;
                     continue;
+                }
+                ScanEnd::Invalid { pos, reason } if clean => {
+                    // The log was synced and closed: no write was in flight to tear.
+                    return Err(not_a_crash(
+                        seg.log_path(),
+                        *pos,
+                        &format!("{reason}, after a clean shutdown"),
+                    ));
                 }
                 ScanEnd::Invalid { pos, reason } => {
                     tracing::warn!(
@@ -278,6 +311,17 @@ pub(crate) async fn recover(
             // kept the next segment's creation but not these bytes). Offsets in the gap are gone:
             // treat it as a truncation, so later segments (and producer snapshots past the new
             // end, which would answer retries of lost batches as duplicates) are dropped.
+            if truncated_at.is_none() && seg.next_offset() != *next_base && clean {
+                return Err(not_a_crash(
+                    seg.log_path(),
+                    size,
+                    &format!(
+                        "the segment ends at offset {} but the next one starts at {next_base}, \
+                         after a clean shutdown",
+                        seg.next_offset()
+                    ),
+                ));
+            }
             if truncated_at.is_none() && seg.next_offset() != *next_base {
                 tracing::warn!(
                     segment = base,

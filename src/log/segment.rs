@@ -1,8 +1,9 @@
 //! One log segment: `<20-digit base offset>.log` plus its `.index` and `.timeindex`.
 
-use crate::log::batch::{first_record_at_or_after, BatchHeader, TimestampType, HEADER_LEN};
+use crate::log::batch::{BatchHeader, TimestampType, HEADER_LEN};
 use crate::log::error::LogError;
 use crate::log::offset_index::OffsetIndex;
+use crate::log::record_walk::find_record;
 use crate::log::time_index::TimeIndex;
 use crate::runtime::file::{FileSlice, LogFile};
 use bytes::Bytes;
@@ -547,7 +548,8 @@ impl Segment {
     }
 
     /// First batch with max timestamp >= `target`, answered as `(offset, timestamp)`: the
-    /// first *record* with timestamp >= target for CreateTime batches (compressed ones are decompressed for this); the batch's
+    /// first *record* with timestamp >= target for CreateTime batches (compressed ones are
+    /// walked decompressing as they go, in bounded memory); the batch's
     /// base offset and max timestamp otherwise (LogAppendTime:
     /// every record carries the max timestamp, so the base offset is exact).
     pub(crate) async fn find_by_timestamp(
@@ -571,7 +573,7 @@ impl Segment {
             ScanEnd::Stopped(pos, h) => {
                 if h.timestamp_type() == TimestampType::CreateTime {
                     let batch = self.log.read_exact_at(pos, h.total_len()).await?;
-                    if let Some(hit) = first_record_at_or_after(&batch, target) {
+                    if let Some(hit) = find_record(&batch, |ts| ts >= target).await {
                         return Ok(Some(hit));
                     }
                 }

@@ -143,3 +143,56 @@ pub fn concat(batches: &[Vec<u8>]) -> Bytes {
     }
     Bytes::from(out)
 }
+
+/// `batch` (an uncompressed batch from this module) with its records compressed by `codec`
+/// (1 gzip, 2 snappy in Kafka's xerial framing, 3 lz4 frame, 4 zstd; 5-7 leave the bytes as
+/// they are under that codec id), attributes and CRC set accordingly.
+// Encoders writing into a Vec fail only on allocation failure, which aborts anyway.
+#[allow(clippy::expect_used)]
+pub fn compressed(batch: &[u8], codec: u8) -> Vec<u8> {
+    use std::io::Write;
+    let records = &batch[HEADER_LEN..];
+    let payload: Vec<u8> = match codec {
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(records).expect("gzip into memory");
+            e.finish().expect("gzip into memory")
+        }
+        2 => {
+            let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+            for chunk in records.chunks(32 << 10) {
+                let c = snap::raw::Encoder::new()
+                    .compress_vec(chunk)
+                    .expect("snappy into memory");
+                out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+                out.extend_from_slice(&c);
+            }
+            out
+        }
+        3 => {
+            let mut e = lz4::EncoderBuilder::new()
+                .build(Vec::new())
+                .expect("lz4 encoder");
+            e.write_all(records).expect("lz4 into memory");
+            let (out, r) = e.finish();
+            r.expect("lz4 into memory");
+            out
+        }
+        4 => zstd::stream::encode_all(records, 3).expect("zstd into memory"),
+        _ => records.to_vec(),
+    };
+    with_payload(batch, codec, &payload)
+}
+
+/// `batch`'s header (codec id `codec`, batchLength and CRC fixed) followed by `payload` as its
+/// records: for building batches whose records lie.
+pub fn with_payload(batch: &[u8], codec: u8, payload: &[u8]) -> Vec<u8> {
+    let mut b = batch[..HEADER_LEN].to_vec();
+    b.extend_from_slice(payload);
+    let len = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let attrs = (i16::from_be_bytes([b[21], b[22]]) & !0x07) | i16::from(codec & 0x07);
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(&mut b);
+    b
+}

@@ -785,17 +785,30 @@ fn recovery_at_every_truncation_point() {
     });
     run_local(async {
         for cut in 0..=original.len() {
-            // the clean marker may or may not be there: both paths must cope
-            if cut % 2 == 0 {
+            // The clean marker may or may not be there. Without it (a crash), a cut inside a
+            // batch is a torn write and is truncated. With it, nothing was in flight: a cut
+            // inside a batch is damage from outside, and the partition stays offline with the
+            // file untouched instead of losing data.
+            let marker = cut % 2 == 0;
+            if marker {
                 std::fs::write(dir.path().join(CLEAN_SHUTDOWN_MARKER), b"").unwrap();
             }
             std::fs::write(&seg0, &original[..cut]).unwrap();
-            let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
             let expect = ends
                 .iter()
                 .rev()
                 .find(|(size, _)| *size <= cut as u64)
                 .unwrap();
+            if marker && expect.0 != cut as u64 {
+                let e = PartitionLog::open(dir.path(), c.clone()).await.unwrap_err();
+                assert!(
+                    matches!(&e, LogError::Corrupt(m) if m.contains(".log at byte")),
+                    "{e}"
+                );
+                assert_eq!(std::fs::metadata(&seg0).unwrap().len(), cut as u64);
+                continue;
+            }
+            let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
             assert_eq!(
                 (log.size_bytes(), log.log_end_offset()),
                 *expect,
@@ -1067,4 +1080,58 @@ fn read_slice_across_segment_roll_and_retention() {
             LogError::OffsetOutOfRange { .. }
         ));
     });
+}
+
+#[test]
+fn a_whole_batch_out_of_order_keeps_the_partition_offline_and_deletes_nothing() {
+    // A CRC-valid batch whose offsets do not follow on is not a torn write (the base offset
+    // lies outside the CRC, so a bug or a hand edit can produce it): recovery must not
+    // truncate there and delete every later segment; the open fails naming file and position.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg();
+    c.segment_bytes = 400;
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
+        for i in 0..12 {
+            log.append(Bytes::from(test_batches::batch(2, i, 40)), i)
+                .await
+                .unwrap();
+        }
+        assert!(log.segment_count() >= 3, "{:?}", log.segment_bases());
+        log.close().await.unwrap();
+    });
+    let seg0 = segment_paths(dir.path(), 0).0;
+    let mut bytes = std::fs::read(&seg0).unwrap();
+    // The last batch of the first segment: walk the headers to find it.
+    let mut pos = 0;
+    let mut last = 0;
+    while pos < bytes.len() {
+        last = pos;
+        pos += validate_batch(&bytes[pos..]).unwrap().total_len();
+    }
+    bytes[last..last + 8].copy_from_slice(&0i64.to_be_bytes());
+    std::fs::write(&seg0, &bytes).unwrap();
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != CLEAN_SHUTDOWN_MARKER)
+            .collect();
+        v.sort();
+        v
+    };
+    let files_before = names();
+    for with_marker in [true, false] {
+        if with_marker {
+            std::fs::write(dir.path().join(CLEAN_SHUTDOWN_MARKER), b"").unwrap();
+        }
+        let e = run_local(PartitionLog::open(dir.path(), c.clone())).unwrap_err();
+        assert!(
+            matches!(&e, LogError::Corrupt(m) if m.contains("00000000000000000000.log at byte")
+                && m.contains(&format!("byte {last}"))),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&seg0).unwrap(), bytes, "nothing truncated");
+    }
+    assert_eq!(files_before, names(), "no file deleted");
 }

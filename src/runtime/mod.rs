@@ -17,4 +17,4 @@ pub mod time;
 
 pub use executor::{launch_shards, shard_count, shard_id, spawn, ShardSpec};
 pub use mesh::{mesh_stats, start_receiving, submit_to, MeshStats, SubmitError};
-pub use time::{monotonic_ms, now_ms, sleep};
+pub use time::{monotonic_ms, now_ms, sleep, yield_if_needed};

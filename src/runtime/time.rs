@@ -16,6 +16,13 @@ pub async fn sleep(d: Duration) {
     glommio::timer::sleep(d).await;
 }
 
+/// Lets the shard's other tasks run if this one has used up its time slice (glommio's
+/// preemption check); costs almost nothing when there is time left. Long CPU work on a shard
+/// (walking a big compressed batch) calls this every few thousand steps.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await;
+}
+
 /// Milliseconds on a monotonic clock (since the first call in this process). Deadlines of delayed
 /// operations use this, so a wall-clock step (NTP) never fires or stalls them.
 pub fn monotonic_ms() -> u64 {

@@ -19,6 +19,8 @@ use crate::wire::Records;
 pub struct AppendOutcome {
     pub error_code: i16,
     pub error_message: Option<String>,
+    /// Kafka's per-record errors (`record_errors`: index in the batch, message).
+    pub record_errors: Vec<(i32, String)>,
     pub base_offset: i64,
     pub log_append_time: i64,
     pub log_start_offset: i64,
@@ -179,7 +181,7 @@ async fn append(
         return (o, None);
     };
     let mut deferred = None;
-    let result = match log.append(records, now_ms()).await {
+    let result = match log.append_from_client(records, now_ms()).await {
         Ok(info) => {
             if !info.duplicate {
                 crate::metrics::with(|m| {
@@ -230,6 +232,7 @@ async fn append(
         Ok(info) => AppendOutcome {
             error_code: 0,
             error_message: None,
+            record_errors: Vec::new(),
             base_offset: info.base_offset,
             log_append_time: info.log_append_time,
             log_start_offset: info.log_start_offset,
@@ -240,6 +243,7 @@ async fn append(
             AppendOutcome {
                 error_code: e.kafka_error_code(),
                 error_message: Some(e.to_string()),
+                record_errors: e.record_errors(),
                 base_offset: -1,
                 log_append_time: -1,
                 log_start_offset: log.log_start_offset(),

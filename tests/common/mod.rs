@@ -888,7 +888,10 @@ pub fn record_batch(records: &[(Option<Vec<u8>>, Vec<u8>)]) -> bytes::BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol's encoder starts a new batch whenever offset - sequence changes;
+            // a constant difference keeps one batch (base sequence -1: not idempotent), as a
+            // produce request carries exactly one batch per partition.
+            sequence: i as i32 - 1,
             timestamp: 1_700_000_000_000 + i as i64,
             key: key.clone().map(bytes::Bytes::from),
             value: Some(bytes::Bytes::from(value.clone())),

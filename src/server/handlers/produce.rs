@@ -1,8 +1,12 @@
 //! Produce: validate, fan out one append per partition to its owning shard, gather the answers.
 
+use bytes::Bytes;
 use futures_util::future::join_all;
+use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::str_bytes;
@@ -34,14 +38,22 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> ProduceAnswer {
         None
     };
 
-    let mut calls = Vec::new();
-    let mut shape = Vec::new(); // (topic name, partition indexes) in request order
+    // One entry per partition: Kafka collects a request's partitions into a map, so a
+    // partition named twice is appended once, with the records of its last mention, and
+    // answered once. Grouped by topic in request order: the response's shape.
+    let mut topics: IndexMap<TopicName, IndexMap<i32, Option<Bytes>>> = IndexMap::new();
     for topic in req.topic_data {
-        let name = topic.name.0.to_string();
-        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        let parts = topics.entry(topic.name).or_default();
         for p in topic.partition_data {
-            parts.push(p.index);
-            let name = name.clone();
+            parts.insert(p.index, p.records);
+        }
+    }
+    let mut calls = Vec::new();
+    let mut shape: Vec<(TopicName, Vec<i32>)> = Vec::with_capacity(topics.len());
+    for (topic, parts) in topics {
+        shape.push((topic.clone(), parts.keys().copied().collect()));
+        for p in parts {
+            let name = topic.0.to_string();
             // Only the group coordinator writes the internal offsets topic (Kafka refuses client
             // appends to internal topics the same way): forged records would corrupt groups.
             let refuse = match name == crate::group::OFFSETS_TOPIC {
@@ -56,18 +68,20 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> ProduceAnswer {
                     let o = AppendOutcome {
                         error_code: e.code(),
                         error_message: Some(msg.into()),
+                        record_errors: Vec::new(),
                         base_offset: -1,
                         log_append_time: -1,
                         log_start_offset: -1,
                     };
                     return (o, None);
                 }
-                match p.records {
-                    Some(records) => append_on_owner_deferred(name, p.index, records, acks).await,
+                match p.1 {
+                    Some(records) => append_on_owner_deferred(name, p.0, records, acks).await,
                     None => {
                         let o = AppendOutcome {
                             error_code: ResponseError::CorruptMessage.code(),
                             error_message: Some("null records".into()),
+                            record_errors: Vec::new(),
                             base_offset: -1,
                             log_append_time: -1,
                             log_start_offset: -1,
@@ -77,7 +91,6 @@ pub async fn handle(req: ProduceRequest, _version: i16) -> ProduceAnswer {
                 }
             });
         }
-        shape.push((topic.name, parts));
     }
     let (outcomes, waits): (Vec<AppendOutcome>, Vec<Option<SyncWait>>) =
         join_all(calls).await.into_iter().unzip();
@@ -114,6 +127,15 @@ fn response(shape: Vec<(TopicName, Vec<i32>)>, outcomes: Vec<AppendOutcome>) -> 
             pr.log_append_time_ms = o.log_append_time;
             pr.log_start_offset = o.log_start_offset;
             pr.error_message = o.error_message.map(str_bytes);
+            pr.record_errors = o
+                .record_errors
+                .into_iter()
+                .map(|(index, message)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(index)
+                        .with_batch_index_error_message(Some(str_bytes(message)))
+                })
+                .collect();
             t.partition_responses.push(pr);
         }
         resp.responses.push(t);
