@@ -18,8 +18,10 @@ PAIRS="${3:-3}"
 SECS="${4:-8}"
 PORT="${PORT:-19392}"
 CLK_TCK="$(getconf CLK_TCK)"
-(cd "$ROOT" && cargo build --release --quiet --bin shardlog-bench)
-BENCH="$ROOT/target/release/shardlog-bench"
+if [[ -z "${BENCH:-}" ]]; then # BENCH: a shardlog-bench binary to use instead of building one
+    (cd "$ROOT" && cargo build --release --quiet --bin shardlog-bench)
+    BENCH="$ROOT/target/release/shardlog-bench"
+fi
 OUT="$ROOT/bench/results/$(date +%F)-validation-cost.csv"
 mkdir -p "$(dirname "$OUT")"
 echo "pair,codec,binary,mb_per_s,broker_cpu_s,cpu_s_per_gb" >"$OUT"

@@ -15,6 +15,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::log::record_walk::Codec;
 use crate::log::{LogConfig, TimestampType};
 
 /// The value type of a setting; used to validate before accepting.
@@ -57,6 +58,11 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics (a single node supports 1)." },
     Setting { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch the broker accepts (topic override: max.message.bytes)." },
     Setting { name: "connections.max.idle.ms", kind: Kind::Long, default: "600000", doc: "Close a connection that sent no request (or did not finish sending one) for this long." },
+    Setting { name: "max.connections", kind: Kind::Int, default: "2147483647", doc: "Client connections the broker keeps open at once (all shards); one more is accepted and closed at once." },
+    Setting { name: "max.connections.per.ip", kind: Kind::Int, default: "2147483647", doc: "Connections one client IP address may keep open; one more is accepted and closed at once." },
+    Setting { name: "max.connections.per.ip.overrides", kind: Kind::Str, default: "", doc: "Per-address exceptions to max.connections.per.ip: `IP:COUNT` pairs separated by commas, e.g. `127.0.0.1:200,[::1]:50` (`localhost` for both loopbacks)." },
+    Setting { name: "max.connection.creation.rate", kind: Kind::Int, default: "2147483647", doc: "New connections accepted per second (all shards); beyond it the accept loops wait and the kernel's backlog holds the rest." },
+    Setting { name: "queued.max.request.bytes", kind: Kind::Long, default: "-1", doc: "Bytes of requests each shard holds at once, read but not yet answered (-1: no limit). Past it, connections are not read until earlier requests finish (back-pressure through TCP). Must be at least socket.request.max.bytes." },
     Setting { name: "socket.request.max.bytes", kind: Kind::Int, default: "104857600", doc: "Largest request frame; a larger size prefix closes the connection before the body is read." },
     Setting { name: "log.segment.bytes", kind: Kind::Int, default: "1073741824", doc: "Roll to a new segment when the active one reaches this size (topic: segment.bytes)." },
     Setting { name: "log.roll.ms", kind: Kind::Long, default: WEEK_MS, doc: "Roll to a new segment when the active one is this old (topic: segment.ms)." },
@@ -67,6 +73,10 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
     Setting { name: "log.message.timestamp.before.max.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Refuse (INVALID_TIMESTAMP) a CreateTime record whose timestamp is older than this many ms before the broker's clock (topic: message.timestamp.before.max.ms)." },
     Setting { name: "log.message.timestamp.after.max.ms", kind: Kind::Long, default: "3600000", doc: "Refuse (INVALID_TIMESTAMP) a CreateTime record whose timestamp is more than this many ms after the broker's clock (topic: message.timestamp.after.max.ms)." },
+    Setting { name: "compression.type", kind: Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]), default: "producer", doc: "Codec batches are stored with: `producer` keeps each batch as sent; any other value re-encodes batches that use another codec, as Kafka does (topic: compression.type)." },
+    Setting { name: "compression.gzip.level", kind: Kind::Int, default: "-1", doc: "gzip level (1-9, -1 = 6) when compression.type re-encodes to gzip (topic: compression.gzip.level)." },
+    Setting { name: "compression.lz4.level", kind: Kind::Int, default: "9", doc: "lz4 level (1-17) when compression.type re-encodes to lz4 (topic: compression.lz4.level)." },
+    Setting { name: "compression.zstd.level", kind: Kind::Int, default: "3", doc: "zstd level (-131072 to 22) when compression.type re-encodes to zstd (topic: compression.zstd.level)." },
     Setting { name: "log.cleanup.policy", kind: Kind::Choice(&["delete"]), default: "delete", doc: "Only `delete` (time/size retention) is implemented; compaction is not yet (topic: cleanup.policy)." },
     Setting { name: "log.flush.interval.messages", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition once this many messages are unsynced (topic: flush.messages). Default: never; durability comes from acks=-1." },
     Setting { name: "log.flush.interval.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Sync a partition whose last sync is this old and has unsynced data (topic: flush.ms). Default: never." },
@@ -160,6 +170,42 @@ pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
             doc: "Newest accepted CreateTime timestamp, in ms after now.",
         },
         "log.message.timestamp.after.max.ms",
+    ),
+    (
+        Setting {
+            name: "compression.type",
+            kind: Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+            default: "",
+            doc: "Codec batches are stored with; producer = as sent.",
+        },
+        "compression.type",
+    ),
+    (
+        Setting {
+            name: "compression.gzip.level",
+            kind: Kind::Int,
+            default: "",
+            doc: "gzip level when re-encoding (1-9, -1 = default).",
+        },
+        "compression.gzip.level",
+    ),
+    (
+        Setting {
+            name: "compression.lz4.level",
+            kind: Kind::Int,
+            default: "",
+            doc: "lz4 level when re-encoding (1-17).",
+        },
+        "compression.lz4.level",
+    ),
+    (
+        Setting {
+            name: "compression.zstd.level",
+            kind: Kind::Int,
+            default: "",
+            doc: "zstd level when re-encoding (-131072 to 22).",
+        },
+        "compression.zstd.level",
     ),
     (
         Setting {
@@ -529,6 +575,20 @@ impl BrokerConfig {
             max_message_bytes: num("max.message.bytes").max(0) as usize,
             timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
+            compression: {
+                let level = |k: &str| Some(num(k) as i32);
+                match merged.get("compression.type").map(String::as_str) {
+                    Some("uncompressed") => Some((Codec::None, None)),
+                    Some("gzip") => Some((
+                        Codec::Gzip,
+                        level("compression.gzip.level").filter(|l| *l > 0),
+                    )),
+                    Some("snappy") => Some((Codec::Snappy, None)),
+                    Some("lz4") => Some((Codec::Lz4, level("compression.lz4.level"))),
+                    Some("zstd") => Some((Codec::Zstd, level("compression.zstd.level"))),
+                    _ => None,
+                }
+            },
         }
     }
 }
@@ -554,9 +614,29 @@ pub fn validate_topic_configs<'a>(
         {
             return Err(err(key, "must be at least 0"));
         }
+        if let Some(range) = compression_level_range(key) {
+            let level = v.parse::<i64>().unwrap_or(i64::MIN);
+            let gzip_default = key == "compression.gzip.level" && level == -1;
+            if !(range.contains(&level) || gzip_default) {
+                return Err(err(
+                    key,
+                    format!("must be in [{}, {}]", range.start(), range.end()),
+                ));
+            }
+        }
         out.insert(key.to_string(), v);
     }
     Ok(out)
+}
+
+/// Kafka's valid levels for each `compression.*.level` setting.
+fn compression_level_range(key: &str) -> Option<std::ops::RangeInclusive<i64>> {
+    match key {
+        "compression.gzip.level" => Some(1..=9),
+        "compression.lz4.level" => Some(1..=17),
+        "compression.zstd.level" => Some(-131_072..=22),
+        _ => None,
+    }
 }
 
 /// The configuration reference as a Markdown table, generated from the declarations above.
@@ -654,6 +734,42 @@ mod tests {
         assert_eq!(lc.max_message_bytes, 1048588);
         assert!(validate_topic_configs([("cleanup.policy", Some("compact"))]).is_err());
         assert!(validate_topic_configs([("no.such", Some("1"))]).is_err());
+    }
+
+    #[test]
+    fn compression_type_and_levels_as_kafka_validates_them() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.log_config(&BTreeMap::new()).compression, None, "producer");
+        for (value, codec, level) in [
+            ("uncompressed", Codec::None, None),
+            ("gzip", Codec::Gzip, None),
+            ("snappy", Codec::Snappy, None),
+            ("lz4", Codec::Lz4, Some(9)),
+            ("zstd", Codec::Zstd, Some(3)),
+        ] {
+            let o = validate_topic_configs([("compression.type", Some(value))]).unwrap();
+            assert_eq!(
+                c.log_config(&o).compression,
+                Some((codec, level)),
+                "{value}"
+            );
+        }
+        let o = validate_topic_configs([
+            ("compression.type", Some("zstd")),
+            ("compression.zstd.level", Some("-5")),
+        ])
+        .unwrap();
+        assert_eq!(c.log_config(&o).compression, Some((Codec::Zstd, Some(-5))));
+        for (k, v) in [
+            ("compression.type", "brotli"),
+            ("compression.gzip.level", "0"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "18"),
+            ("compression.zstd.level", "23"),
+        ] {
+            assert!(validate_topic_configs([(k, Some(v))]).is_err(), "{k}={v}");
+        }
+        assert!(validate_topic_configs([("compression.gzip.level", Some("-1"))]).is_ok());
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -2,16 +2,17 @@
 
 use crate::log::batch::{
     set_base_offset, set_create_time, set_log_append_time, set_partition_leader_epoch,
-    split_and_validate, stored_prefix, BatchSpan, TimestampType, UNCHECKED_PREFIX,
+    split_and_validate, stored_prefix, BatchHeader, BatchSpan, TimestampType, UNCHECKED_PREFIX,
 };
 use crate::log::error::LogError;
 use crate::log::producer_state::{
     self, check_client_batch, AppendCheck, ProducerStateEntry, ProducerStateManager,
     SNAPSHOTS_TO_KEEP,
 };
+use crate::log::record_walk::Codec;
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
-use crate::log::validator::validate_client_records;
+use crate::log::validator::{recompress_for_topic, validate_client_records};
 use crate::runtime::file::{FileSlice, SerialLock};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -44,6 +45,9 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: one hour).
     pub timestamp_after_max_ms: i64,
+    /// `compression.type` with its `compression.*.level`: the codec every batch is stored
+    /// with (`Codec::None`: uncompressed); `None` is Kafka's `producer`, batches as sent.
+    pub compression: Option<(Codec, Option<i32>)>,
 }
 
 impl Default for LogConfig {
@@ -58,6 +62,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            compression: None,
         }
     }
 }
@@ -349,7 +354,15 @@ impl PartitionLog {
         let true_max = (v.max_timestamp != v.span.header.max_timestamp
             && v.span.header.timestamp_type() == TimestampType::CreateTime)
             .then_some(v.max_timestamp);
-        self.append_batches(records, vec![v.span], true_max, cfg, now_ms)
+        let batch = &records[v.span.pos..v.span.pos + v.span.header.total_len()];
+        let (records, span) = match recompress_for_topic(batch, &v.span.header, &cfg)? {
+            Some(recompressed) => {
+                let header = BatchHeader::parse(&recompressed)?;
+                (Bytes::from(recompressed), BatchSpan { pos: 0, header })
+            }
+            None => (records, v.span),
+        };
+        self.append_batches(records, vec![span], true_max, cfg, now_ms)
             .await
     }
 

@@ -231,29 +231,19 @@ impl<'a> RecordWalker<'a> {
         let payload = batch.get(HEADER_LEN..end).unwrap_or(&[]);
         let codec = Codec::from_id(header.compression())
             .ok_or(WalkError::UnknownCodec(header.compression()))?;
-        let reader: Box<dyn Read + 'a> = match codec {
-            Codec::None => {
-                return Ok(RecordWalker {
-                    input: Input::Slice {
-                        buf: payload,
-                        pos: 0,
-                    },
-                    count: header.record_count,
-                    read: 0,
-                    consumed: 0,
-                    finished: false,
-                })
-            }
-            Codec::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
-            Codec::Snappy => Box::new(SnappyReader::new(payload, limit)?),
-            Codec::Lz4 => Box::new(
-                lz4::Decoder::new(payload).map_err(|e| WalkError::Decompress(e.to_string()))?,
-            ),
-            Codec::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(payload)
-                    .map_err(|e| WalkError::Decompress(e.to_string()))?,
-            ),
-        };
+        if codec == Codec::None {
+            return Ok(RecordWalker {
+                input: Input::Slice {
+                    buf: payload,
+                    pos: 0,
+                },
+                count: header.record_count,
+                read: 0,
+                consumed: 0,
+                finished: false,
+            });
+        }
+        let reader = decompressor(codec, payload, limit)?;
         Ok(RecordWalker {
             input: Input::Stream {
                 reader,
@@ -468,6 +458,69 @@ pub async fn find_record(batch: &[u8], mut pred: impl FnMut(i64) -> bool) -> Opt
         }
     }
     None
+}
+
+/// A reader of the decompressed bytes of `payload` (the records part of a batch compressed
+/// with `codec`). Snappy checks its blocks' declared sizes against `limit`; the caller bounds
+/// what it reads from the others.
+pub fn decompressor<'a>(
+    codec: Codec,
+    payload: &'a [u8],
+    limit: u64,
+) -> Result<Box<dyn Read + 'a>, WalkError> {
+    Ok(match codec {
+        Codec::None => Box::new(payload),
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
+        Codec::Snappy => Box::new(SnappyReader::new(payload, limit)?),
+        Codec::Lz4 => {
+            Box::new(lz4::Decoder::new(payload).map_err(|e| WalkError::Decompress(e.to_string()))?)
+        }
+        Codec::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(payload)
+                .map_err(|e| WalkError::Decompress(e.to_string()))?,
+        ),
+    })
+}
+
+/// Compresses `records` (the records part of a batch) with `codec` the way Kafka's producers
+/// and broker write it: gzip (one member), snappy in snappy-java's xerial framing with 32 KiB
+/// blocks, lz4 frames of independent 64 KiB blocks without checksums (what Kafka's
+/// `KafkaLZ4BlockOutputStream` writes and its reader requires), zstd. `level`: the codec's
+/// level (`compression.*.level`), `None` for its default.
+pub fn compress(codec: Codec, level: Option<i32>, records: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        Codec::None => Ok(records.to_vec()),
+        Codec::Gzip => {
+            let level = level.map_or(6, |l| l.clamp(1, 9) as u32);
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            e.write_all(records)?;
+            e.finish()
+        }
+        Codec::Snappy => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]); // version 1, compatible 1
+            let mut enc = snap::raw::Encoder::new();
+            for chunk in records.chunks(32 << 10) {
+                let c = enc.compress_vec(chunk).map_err(io::Error::other)?;
+                out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+                out.extend_from_slice(&c);
+            }
+            Ok(out)
+        }
+        Codec::Lz4 => {
+            let mut e = lz4::EncoderBuilder::new()
+                .level(level.map_or(9, |l| l.clamp(1, 17) as u32))
+                .block_size(lz4::BlockSize::Max64KB)
+                .block_mode(lz4::BlockMode::Independent)
+                .checksum(lz4::ContentChecksum::NoChecksum)
+                .build(Vec::new())?;
+            e.write_all(records)?;
+            let (out, result) = e.finish();
+            result.map(|()| out)
+        }
+        Codec::Zstd => zstd::stream::encode_all(records, level.unwrap_or(3)),
+    }
 }
 
 /// Kafka's snappy framing (snappy-java's `SnappyOutputStream`): an 8-byte magic, two 4-byte

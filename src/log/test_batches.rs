@@ -150,36 +150,10 @@ pub fn concat(batches: &[Vec<u8>]) -> Bytes {
 // Encoders writing into a Vec fail only on allocation failure, which aborts anyway.
 #[allow(clippy::expect_used)]
 pub fn compressed(batch: &[u8], codec: u8) -> Vec<u8> {
-    use std::io::Write;
     let records = &batch[HEADER_LEN..];
-    let payload: Vec<u8> = match codec {
-        1 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(records).expect("gzip into memory");
-            e.finish().expect("gzip into memory")
-        }
-        2 => {
-            let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
-            for chunk in records.chunks(32 << 10) {
-                let c = snap::raw::Encoder::new()
-                    .compress_vec(chunk)
-                    .expect("snappy into memory");
-                out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-                out.extend_from_slice(&c);
-            }
-            out
-        }
-        3 => {
-            let mut e = lz4::EncoderBuilder::new()
-                .build(Vec::new())
-                .expect("lz4 encoder");
-            e.write_all(records).expect("lz4 into memory");
-            let (out, r) = e.finish();
-            r.expect("lz4 into memory");
-            out
-        }
-        4 => zstd::stream::encode_all(records, 3).expect("zstd into memory"),
-        _ => records.to_vec(),
+    let payload = match crate::log::record_walk::Codec::from_id(codec) {
+        Some(c) => crate::log::record_walk::compress(c, None, records).expect("compress"),
+        None => records.to_vec(),
     };
     with_payload(batch, codec, &payload)
 }

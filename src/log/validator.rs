@@ -25,11 +25,16 @@
 //! The batch's true max timestamp is returned: Kafka rewrites a header whose `maxTimestamp`
 //! disagrees with its records instead of refusing it, and so does the append.
 
-use crate::log::batch::{split_and_validate, BatchSpan, TimestampType, HEADER_LEN};
+use crate::log::batch::{
+    split_and_validate, BatchHeader, BatchSpan, TimestampType, HEADER_LEN, LOG_OVERHEAD,
+};
 use crate::log::error::LogError;
 use crate::log::producer_state::check_client_batch;
-use crate::log::record_walk::{RecordWalker, WalkError};
+use crate::log::record_walk::{
+    compress, decompressor, max_decompressed, Codec, RecordWalker, WalkError,
+};
 use crate::log::LogConfig;
+use std::io::Read;
 
 /// Byte of the magic field in a batch header.
 const OFF_MAGIC: usize = 16;
@@ -126,6 +131,71 @@ pub async fn validate_client_records(
             TimestampType::LogAppendTime => header.max_timestamp,
         },
     })
+}
+
+/// The batch re-encoded with the topic's codec, when `compression.type` names one other than
+/// the batch's (Kafka's LogValidator recompresses the same way; `uncompressed` decompresses):
+/// same header fields, records decompressed and compressed again, CRC recomputed. `None` when
+/// the batch is stored as sent (`producer`, or the codec already matches). The batch must have
+/// passed [`validate_client_records`].
+pub fn recompress_for_topic(
+    batch: &[u8],
+    header: &BatchHeader,
+    cfg: &LogConfig,
+) -> Result<Option<Vec<u8>>, LogError> {
+    let Some((target, level)) = cfg.compression else {
+        return Ok(None);
+    };
+    let source = Codec::from_id(header.compression())
+        .ok_or(WalkError::UnknownCodec(header.compression()))
+        .map_err(walk_error)?;
+    if source == target {
+        return Ok(None);
+    }
+    let payload = &batch[HEADER_LEN..header.total_len()];
+    let limit = max_decompressed(payload.len());
+    let mut records = Vec::new();
+    decompressor(source, payload, limit)
+        .map_err(walk_error)?
+        .take(limit + 1)
+        .read_to_end(&mut records)
+        .map_err(|e| walk_error(WalkError::Decompress(e.to_string())))?;
+    if records.len() as u64 > limit {
+        return Err(walk_error(WalkError::Decompress(format!(
+            "the records expand past {limit} bytes"
+        ))));
+    }
+    let compressed = compress(target, level, &records)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&compressed);
+    if out.len() > cfg.max_message_bytes {
+        return Err(LogError::MessageTooLarge {
+            size: out.len(),
+            max: cfg.max_message_bytes,
+        });
+    }
+    let length =
+        i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| LogError::MessageTooLarge {
+            size: out.len(),
+            max: cfg.max_message_bytes,
+        })?;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (header.attributes & !0x07) | codec_id(target);
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(Some(out))
+}
+
+fn codec_id(c: Codec) -> i16 {
+    match c {
+        Codec::None => 0,
+        Codec::Gzip => 1,
+        Codec::Snappy => 2,
+        Codec::Lz4 => 3,
+        Codec::Zstd => 4,
+    }
 }
 
 fn walk_error(e: WalkError) -> LogError {

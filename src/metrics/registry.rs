@@ -164,6 +164,7 @@ pub struct ShardMetrics {
     pub requests_in_flight: Gauge,
     pub connections_active: Gauge,
     pub connections_accepted: Counter,
+    pub connections_refused: Counter,
     pub network_received_bytes: Counter,
     pub network_sent_bytes: Counter,
     pub produce_appends: Counter,
@@ -177,6 +178,7 @@ pub struct ShardMetrics {
     pub read_errors: Counter,
     pub sync_duration: LocalHistogram,
     pub fetch_waiters_registered: Counter,
+    pub fetches_cancelled: Counter,
 }
 
 impl Default for ShardMetrics {
@@ -192,6 +194,7 @@ impl ShardMetrics {
             requests_in_flight: Gauge::default(),
             connections_active: Gauge::default(),
             connections_accepted: Counter::default(),
+            connections_refused: Counter::default(),
             network_received_bytes: Counter::default(),
             network_sent_bytes: Counter::default(),
             produce_appends: Counter::default(),
@@ -205,6 +208,7 @@ impl ShardMetrics {
             read_errors: Counter::default(),
             sync_duration: LocalHistogram::duration(),
             fetch_waiters_registered: Counter::default(),
+            fetches_cancelled: Counter::default(),
         }
     }
 
@@ -264,6 +268,10 @@ impl ShardMetrics {
             counter(&self.connections_accepted),
         );
         push(
+            "shardlog_connections_refused_total",
+            counter(&self.connections_refused),
+        );
+        push(
             "shardlog_network_received_bytes_total",
             counter(&self.network_received_bytes),
         );
@@ -299,6 +307,10 @@ impl ShardMetrics {
         push(
             "shardlog_fetch_waiters_registered_total",
             counter(&self.fetch_waiters_registered),
+        );
+        push(
+            "shardlog_fetches_cancelled_total",
+            counter(&self.fetches_cancelled),
         );
         for (slot, stats) in self.apis.borrow().iter().enumerate() {
             let Some(stats) = stats else { continue };

@@ -6,6 +6,7 @@
 //! else a shard needs from the runtime (sockets, files, sleeping, spawning) is re-exported here as
 //! project types so that no glommio type leaks into `server`, `shard` or `log`.
 
+pub mod budget;
 pub mod executor;
 pub mod file;
 pub mod iovec;

@@ -126,6 +126,16 @@ impl Conn {
         }
     }
 
+    /// Completes when the peer closes (or resets) the connection; never completes once the
+    /// peer has sent more data instead (that data stays unread, for the next `read`). Raced
+    /// against a long-running request, it lets the broker drop work nobody will read.
+    pub async fn peer_closed(&mut self) {
+        match self.stream.peek(&mut [0u8; 1]).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+
     /// Reads what is available (at least one byte unless the peer closed: then 0).
     pub async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf).await

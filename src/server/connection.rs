@@ -8,12 +8,14 @@
 //! Anything unanswerable closes the connection, which affects only this client.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::dispatch::{dispatch, Outcome};
-use super::frame_reader::{FrameReader, ReadError};
+use super::frame_reader::{Frame, FrameReader, ReadError};
 use crate::metrics::{self, RequestTimer};
+use crate::runtime::budget::{BudgetPermit, ByteBudget};
 use crate::runtime::net::Conn;
 use crate::shard;
 use crate::wire::{Part, Response};
@@ -27,6 +29,24 @@ const MAX_PENDING: usize = 16;
 struct Pending {
     outcome: Outcome,
     timer: RequestTimer,
+    /// The request's bytes of the shard's `queued.max.request.bytes`, held until it is answered.
+    _permit: Option<BudgetPermit>,
+}
+
+thread_local! {
+    /// This shard's `queued.max.request.bytes` budget, made on first use (`None`: no limit).
+    static REQUEST_BUDGET: std::cell::OnceCell<Option<Rc<ByteBudget>>> =
+        const { std::cell::OnceCell::new() };
+}
+
+fn request_budget() -> Option<Rc<ByteBudget>> {
+    REQUEST_BUDGET.with(|b| {
+        b.get_or_init(|| {
+            let bytes = shard::current().config.int("queued.max.request.bytes");
+            (bytes > 0).then(|| Rc::new(ByteBudget::new(bytes as u64)))
+        })
+        .clone()
+    })
 }
 
 pub async fn serve_connection(mut conn: Conn) {
@@ -44,10 +64,13 @@ pub async fn serve_connection(mut conn: Conn) {
         idle_ms,
     };
     let _counted = metrics::ConnectionGuard::new();
-    let mut input = FrameReader::new(max);
+    let mut input = FrameReader::new(max, request_budget());
     let mut pending: VecDeque<Pending> = VecDeque::new();
     loop {
-        let frame = if pending.is_empty() {
+        let Frame {
+            bytes: frame,
+            permit,
+        } = if pending.is_empty() {
             match timer.timeout(idle_ms, input.next(&mut conn)).await {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(e)) => return closing(&peer, e, max),
@@ -70,7 +93,7 @@ pub async fn serve_connection(mut conn: Conn) {
                 false => Ok(None),
             };
             match next {
-                Ok(Some(frame)) if is_produce(&frame) => frame,
+                Ok(Some(frame)) if is_produce(&frame.bytes) => frame,
                 Ok(Some(frame)) => {
                     // Only produces are read ahead: anything else (a long-poll fetch, a group
                     // join) could wait, and must not delay the answers queued before it.
@@ -100,18 +123,41 @@ pub async fn serve_connection(mut conn: Conn) {
         };
         // Recorded when dropped: once the response is written, or on any early return.
         let request_timer = RequestTimer::start(&frame);
-        let outcome = dispatch(frame).await;
+        let outcome = if is_fetch(&frame) && pending.is_empty() {
+            // A long-poll fetch may wait up to max_wait_ms; if its client goes away meanwhile,
+            // drop it at once (its waiters on the partitions' shards go with it) instead of
+            // holding its state until the deadline.
+            let closed = async {
+                conn.peer_closed().await;
+                None
+            };
+            match futures_lite::future::or(async { Some(dispatch(frame).await) }, closed).await {
+                Some(outcome) => outcome,
+                None => {
+                    tracing::debug!("{peer:?}: closed while its fetch waited; fetch dropped");
+                    crate::metrics::with(|m| m.fetches_cancelled.inc());
+                    return;
+                }
+            }
+        } else {
+            dispatch(frame).await
+        };
         // Queued even when it could be sent right away: if the client already pipelined more
         // requests, they are handled first and the answers leave together (see `send_ready`).
         pending.push_back(Pending {
             outcome,
             timer: request_timer,
+            _permit: permit,
         });
     }
 }
 
 fn is_produce(frame: &Bytes) -> bool {
     frame.get(..2) == Some(&[0, 0][..])
+}
+
+fn is_fetch(frame: &Bytes) -> bool {
+    frame.get(..2) == Some(&[0, 1][..])
 }
 
 fn closing(peer: &Option<std::net::SocketAddr>, e: ReadError, max: usize) {

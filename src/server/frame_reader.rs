@@ -5,8 +5,11 @@
 //! *without waiting* ([`FrameReader::try_next`]), which lets a connection pick up a client's
 //! pipelined request while an earlier one waits for its sync.
 
+use std::rc::Rc;
+
 use bytes::{Bytes, BytesMut};
 
+use crate::runtime::budget::{BudgetPermit, ByteBudget};
 use crate::runtime::net::Conn;
 use crate::wire::frame::check_size;
 
@@ -31,24 +34,47 @@ pub enum ReadError {
     BadSize(i32),
 }
 
+/// A request frame (without its size prefix) and the bytes it holds of the shard's
+/// `queued.max.request.bytes` budget (returned when the frame's request is answered).
+pub struct Frame {
+    pub bytes: Bytes,
+    pub permit: Option<BudgetPermit>,
+}
+
+/// A buffer this much larger than what it still holds is given back once a frame is cut out of
+/// it, so one large request does not pin its allocation for the connection's life.
+const KEEP_CAPACITY: usize = 2 * EAGER_FRAME;
+
 pub struct FrameReader {
     /// Received data; its spare capacity is the (uninitialised) room for the next read, so
     /// received bytes are never zeroed first.
     buf: BytesMut,
     max: usize,
+    /// The shard's request-bytes budget, if `queued.max.request.bytes` is set. A frame's bytes
+    /// are taken from it as soon as its size prefix is known, before its body is read: past the
+    /// budget, the connection is not read (TCP pushes back on the client) instead of buffering.
+    budget: Option<Rc<ByteBudget>>,
+    /// The budget held for the frame at the front of `buf`.
+    permit: Option<BudgetPermit>,
 }
 
 impl FrameReader {
-    pub fn new(max: usize) -> FrameReader {
+    pub fn new(max: usize, budget: Option<Rc<ByteBudget>>) -> FrameReader {
         FrameReader {
             buf: BytesMut::new(),
             max,
+            budget,
+            permit: None,
         }
     }
 
-    /// The next complete frame (without its size prefix), waiting for the peer as needed.
-    pub async fn next(&mut self, conn: &mut Conn) -> Result<Bytes, ReadError> {
+    /// The next complete frame, waiting for the peer (and for the budget) as needed.
+    pub async fn next(&mut self, conn: &mut Conn) -> Result<Frame, ReadError> {
         loop {
+            if let (Some(len), None, Some(budget)) = (self.front_len()?, &self.permit, &self.budget)
+            {
+                self.permit = budget.acquire(4 + len as u64).await;
+            }
             if let Some(frame) = self.take()? {
                 return Ok(frame);
             }
@@ -65,10 +91,17 @@ impl FrameReader {
         }
     }
 
-    /// A complete frame if one is buffered or already waiting in the socket; `None` otherwise
-    /// (never waits).
-    pub fn try_next(&mut self, conn: &Conn) -> Result<Option<Bytes>, ReadError> {
+    /// A complete frame if one is buffered or already waiting in the socket and the budget has
+    /// room for it now; `None` otherwise (never waits).
+    pub fn try_next(&mut self, conn: &Conn) -> Result<Option<Frame>, ReadError> {
         loop {
+            if let (Some(len), None, Some(budget)) = (self.front_len()?, &self.permit, &self.budget)
+            {
+                match budget.try_acquire(4 + len as u64) {
+                    Some(p) => self.permit = Some(p),
+                    None => return Ok(None),
+                }
+            }
             if let Some(frame) = self.take()? {
                 return Ok(Some(frame));
             }
@@ -85,21 +118,37 @@ impl FrameReader {
         }
     }
 
-    /// Cuts the first frame out of the buffer if it is complete.
-    fn take(&mut self) -> Result<Option<Bytes>, ReadError> {
+    /// The body length of the frame at the front, once its size prefix is buffered.
+    fn front_len(&self) -> Result<Option<usize>, ReadError> {
         let Some(prefix) = self.buf.get(..4) else {
             return Ok(None);
         };
         let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
-        let Some(len) = check_size(prefix, self.max) else {
-            return Err(ReadError::BadSize(i32::from_be_bytes(prefix)));
+        match check_size(prefix, self.max) {
+            Some(len) => Ok(Some(len)),
+            None => Err(ReadError::BadSize(i32::from_be_bytes(prefix))),
+        }
+    }
+
+    /// Cuts the first frame out of the buffer if it is complete (and, with a budget, paid for).
+    fn take(&mut self) -> Result<Option<Frame>, ReadError> {
+        let Some(len) = self.front_len()? else {
+            return Ok(None);
         };
-        if self.buf.len() < 4 + len {
+        if self.buf.len() < 4 + len || (self.budget.is_some() && self.permit.is_none()) {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(4 + len);
         let _ = frame.split_to(4);
-        Ok(Some(frame.freeze()))
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() < READ_CHUNK {
+            // What follows the frame moves to a small buffer of its own; the big allocation
+            // is freed once the frame is answered.
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+        Ok(Some(Frame {
+            bytes: frame.freeze(),
+            permit: self.permit.take(),
+        }))
     }
 
     /// Makes sure there is room after the received bytes: at least `READ_CHUNK`, growing with
@@ -107,6 +156,15 @@ impl FrameReader {
     /// needs (plus one chunk for what follows it).
     fn grow(&mut self) {
         let filled = self.buf.len();
+        if let (Some(_), Some(len)) = (&self.permit, self.front_len().ok().flatten()) {
+            // The frame's bytes are paid for: give it its whole room at once instead of growing
+            // by steps (each step reallocates and copies, briefly holding twice the bytes).
+            let needed = (4 + len + READ_CHUNK).saturating_sub(filled);
+            if self.buf.capacity() - filled < needed {
+                self.buf.reserve(needed);
+            }
+            return;
+        }
         if self.buf.capacity() - filled >= READ_CHUNK {
             return;
         }
@@ -141,7 +199,7 @@ mod tests {
     use super::*;
 
     fn reader_with(bytes: &[u8], max: usize) -> FrameReader {
-        let mut r = FrameReader::new(max);
+        let mut r = FrameReader::new(max, None);
         r.buf.extend_from_slice(bytes);
         r.grow(); // the room after the data must not count as data
         r
@@ -155,8 +213,8 @@ mod tests {
     #[test]
     fn frames_are_cut_at_their_size_prefix() {
         let mut r = reader_with(&[0, 0, 0, 2, 7, 8, 0, 0, 0, 1, 9, 0, 0], 100);
-        assert_eq!(&r.take().unwrap().unwrap()[..], &[7, 8]);
-        assert_eq!(&r.take().unwrap().unwrap()[..], &[9]);
+        assert_eq!(&r.take().unwrap().unwrap().bytes[..], &[7, 8]);
+        assert_eq!(&r.take().unwrap().unwrap().bytes[..], &[9]);
         assert!(
             r.take().unwrap().is_none(),
             "a partial prefix is not a frame"
@@ -199,7 +257,40 @@ mod tests {
         }
         // SAFETY: the four bytes were just written.
         unsafe { r.received(4) };
-        assert_eq!(&r.take().unwrap().unwrap()[..], &[1, 2, 3]);
+        assert_eq!(&r.take().unwrap().unwrap().bytes[..], &[1, 2, 3]);
         assert_eq!(&r.buf[..], &[0, 0], "what follows the frame stays buffered");
+    }
+
+    #[test]
+    fn a_large_frame_does_not_pin_its_buffer() {
+        let len = 3 * EAGER_FRAME;
+        let mut data = (len as u32).to_be_bytes().to_vec();
+        data.extend(std::iter::repeat_n(5u8, len));
+        data.extend_from_slice(&[0, 0, 0, 1, 9]);
+        let mut r = reader_with(&data, 100 << 20);
+        let frame = r.take().unwrap().unwrap();
+        assert_eq!(frame.bytes.len(), len);
+        assert!(r.buf.capacity() < KEEP_CAPACITY, "{}", r.buf.capacity());
+        assert_eq!(&r.take().unwrap().unwrap().bytes[..], &[9]);
+    }
+
+    #[test]
+    fn with_a_budget_a_frame_waits_for_its_bytes() {
+        crate::runtime::file::run_local(async {
+            let budget = Rc::new(ByteBudget::new(10));
+            let mut r = FrameReader::new(100, Some(budget.clone()));
+            r.buf.extend_from_slice(&[0, 0, 0, 2, 7, 8]);
+            // Not paid for yet: take() refuses, try_next's path pays first.
+            assert!(r.take().unwrap().is_none());
+            let hold = budget.acquire(10).await.unwrap();
+            assert!(budget.try_acquire(6).is_none());
+            drop(hold);
+            r.permit = budget.try_acquire(6);
+            let f = r.take().unwrap().unwrap();
+            assert_eq!(&f.bytes[..], &[7, 8]);
+            assert_eq!(budget.available(), 4);
+            drop(f);
+            assert_eq!(budget.available(), 10);
+        });
     }
 }

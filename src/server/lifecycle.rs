@@ -113,6 +113,23 @@ pub fn run_broker(config: BrokerConfig) -> io::Result<i32> {
         },
         config.data_dir().display()
     );
+    let queued = config.int("queued.max.request.bytes");
+    let request_max = config.int("socket.request.max.bytes");
+    if queued > 0 && queued < request_max {
+        return Err(invalid(format!(
+            "config `queued.max.request.bytes` ({queued}) must be at least \
+             socket.request.max.bytes ({request_max}), or -1"
+        )));
+    }
+    let overrides =
+        super::admission::parse_overrides(config.get("max.connections.per.ip.overrides"))
+            .map_err(|e| invalid(format!("config `max.connections.per.ip.overrides`: {e}")))?;
+    super::admission::init(super::admission::Limits {
+        max_connections: config.int("max.connections").max(0) as usize,
+        max_per_ip: config.int("max.connections.per.ip").max(0) as usize,
+        per_ip_overrides: overrides,
+        creation_rate: config.int("max.connection.creation.rate").max(1) as u64,
+    });
     runtime::file::set_append_io(match config.get("log.append.io") {
         "uring" => runtime::file::AppendIo::Uring,
         _ => runtime::file::AppendIo::Pwrite,
@@ -230,9 +247,25 @@ async fn wait_or_shutdown(f: impl std::future::Future<Output = ()>) -> bool {
 }
 
 async fn accept_loop(listener: Listener) {
+    let admission = super::admission::get();
     loop {
+        // max.connection.creation.rate: accept no faster than allowed; the kernel's backlog
+        // holds the rest (as Kafka's acceptor throttles).
+        while let Some(wait) = admission.creation_delay() {
+            sleep(wait).await;
+        }
         match listener.accept().await {
-            Ok(conn) => runtime::spawn(async {
+            Ok(conn) => runtime::spawn(async move {
+                let ticket = match admission.admit(conn.peer_addr().map(|a| a.ip())) {
+                    Ok(ticket) => ticket,
+                    Err(why) => {
+                        // Dropping the connection closes it: the client sees a refused
+                        // connection, every existing client carries on.
+                        crate::metrics::with(|m| m.connections_refused.inc());
+                        tracing::debug!("{:?}: connection refused: {why}", conn.peer_addr());
+                        return;
+                    }
+                };
                 // Defence in depth: a bug that panics while serving one client closes that
                 // client's connection instead of taking the shard (and every other client) down.
                 if AssertUnwindSafe(serve_connection(conn))
@@ -242,6 +275,7 @@ async fn accept_loop(listener: Listener) {
                 {
                     tracing::error!("a connection handler panicked; that connection was closed");
                 }
+                drop(ticket);
             }),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; existing clients keep going.

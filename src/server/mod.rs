@@ -1,6 +1,7 @@
 //! The Kafka listener: one accept loop per shard, one task per connection, and the per-API
 //! handlers that split requests by partition and route each part to its owning shard.
 
+pub mod admission;
 pub mod connection;
 pub mod dispatch;
 pub mod frame_reader;

@@ -136,3 +136,59 @@ fn the_true_max_timestamp_is_reported() {
     assert_eq!(v.span.header.max_timestamp, NOW + 1_000);
     assert_eq!(v.max_timestamp, NOW + 7);
 }
+
+#[test]
+fn compression_type_reencodes_to_the_topic_codec() {
+    use crate::log::batch::validate_batch;
+    use crate::log::record_walk::Codec;
+    let plain = test_batches::batch_with_timestamps(NOW, &[0, 4, 2], 30);
+    let expected: Vec<_> = {
+        let h = validate_batch(&plain).unwrap();
+        let mut w = RecordWalker::new(&plain, &h).unwrap();
+        std::iter::from_fn(|| w.next_record().unwrap()).collect()
+    };
+    let targets = [
+        (Codec::None, 0),
+        (Codec::Gzip, 1),
+        (Codec::Snappy, 2),
+        (Codec::Lz4, 3),
+        (Codec::Zstd, 4),
+    ];
+    for source in 0..=4u8 {
+        let batch = compressed(&plain, source);
+        let v = check(&batch).unwrap();
+        for (target, id) in targets {
+            let cfg = LogConfig {
+                compression: Some((target, None)),
+                ..LogConfig::default()
+            };
+            let out = recompress_for_topic(&batch, &v.span.header, &cfg).unwrap();
+            let Some(out) = out else {
+                assert_eq!(source, id, "only a matching codec is kept as sent");
+                continue;
+            };
+            let h = validate_batch(&out).expect("CRC and framing of the re-encoded batch");
+            assert_eq!(h.compression(), id, "{source} -> {id}");
+            assert_eq!(
+                (
+                    h.record_count,
+                    h.base_timestamp,
+                    h.max_timestamp,
+                    h.producer_id
+                ),
+                (3, NOW, NOW + 4, -1)
+            );
+            let mut w = RecordWalker::new(&out, &h).unwrap();
+            let got: Vec<_> = std::iter::from_fn(|| w.next_record().unwrap()).collect();
+            assert_eq!(got, expected, "{source} -> {id}");
+        }
+    }
+    // "producer" keeps every batch as sent.
+    let batch = compressed(&plain, 3);
+    let v = check(&batch).unwrap();
+    assert!(
+        recompress_for_topic(&batch, &v.span.header, &LogConfig::default())
+            .unwrap()
+            .is_none()
+    );
+}
