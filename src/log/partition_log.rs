@@ -516,7 +516,9 @@ impl PartitionLog {
         self.log_end_offset.set(next);
         self.high_watermark.set(next);
         self.producers.borrow_mut().commit(pending, next);
-        active.flush_indexes().await;
+        // The new index entries stay in memory until the segment is sealed or closed (see
+        // `sparse_index`): the file would only matter after a crash, when recovery rebuilds the
+        // last segment's indexes from the log anyway.
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,

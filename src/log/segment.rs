@@ -268,7 +268,8 @@ impl Segment {
     ///
     /// On a write error the logical state is unchanged and the file is truncated back
     /// (best effort), so a partially written batch can never resurface after a restart.
-    /// Index entries are added in memory; call [`Segment::flush_indexes`] afterwards.
+    /// Index entries are added in memory; [`Segment::flush_indexes`] writes them (at seal and
+    /// close).
     pub(crate) async fn append(
         &self,
         parts: &[&[u8]],

@@ -1,9 +1,16 @@
 //! The machinery shared by the offset index and the time index: a file of fixed-size,
 //! big-endian entries mirrored by an in-memory `Vec`, appended to and binary-searched.
 //!
-//! Why the index files go through [`LogFile`] (io_uring) rather than `std::fs`: entries are
-//! appended on the produce path, and a blocking `write(2)` there would stall every other
-//! partition and connection of the shard. Loading at open reads the whole file once.
+//! Why the index files go through [`LogFile`] (io_uring) rather than `std::fs`: a blocking
+//! `write(2)` or `open(2)` on a shard would stall every other partition and connection of it.
+//! Loading at open reads the whole file once.
+//!
+//! No descriptor is kept: the in-memory copy answers every lookup, so the file is opened only to
+//! be loaded, written (when the segment is sealed, closed or rebuilt), synced or removed, and
+//! closed again. A partition then holds one descriptor per segment (its `.log`), as Kafka's lazy
+//! indexes do, instead of three: 10,000 partitions fit a 20,000-descriptor limit. The active
+//! segment's entries reach the file when it is sealed or closed; after a crash, recovery
+//! rebuilds the last segment's indexes from the log anyway.
 //!
 //! "Rebuild, don't checksum" (Kafka): index files carry no checksum. They are derived data;
 //! the owning segment sanity-checks them on open and rebuilds them from the log when in doubt.
@@ -11,7 +18,7 @@
 use crate::runtime::file::LogFile;
 use std::cell::{Cell, Ref, RefCell};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A fixed-size index entry with a big-endian on-disk encoding.
 pub(crate) trait IndexEntry: Copy + std::fmt::Debug {
@@ -28,7 +35,7 @@ pub(crate) trait IndexEntry: Copy + std::fmt::Debug {
 /// order of the owner's sort key (checked by the owner, not here).
 #[derive(Debug)]
 pub(crate) struct SparseIndex<E: IndexEntry> {
-    file: LogFile,
+    path: PathBuf,
     entries: RefCell<Vec<E>>,
     persisted: Cell<usize>,
 }
@@ -47,25 +54,41 @@ impl<E: IndexEntry> SparseIndex<E> {
     /// Open (creating if absent) and load every entry.
     pub(crate) async fn open(path: &Path) -> io::Result<(SparseIndex<E>, Loaded)> {
         let file = LogFile::open(path).await?;
-        let size = file.file_size().await?;
         let idx = SparseIndex {
-            file,
+            path: path.to_path_buf(),
             entries: RefCell::new(Vec::new()),
             persisted: Cell::new(0),
         };
+        let loaded = idx.load(&file).await;
+        file.close().await?;
+        loaded.map(|l| (idx, l))
+    }
+
+    async fn load(&self, file: &LogFile) -> io::Result<Loaded> {
+        let size = file.file_size().await?;
         if size == 0 {
-            return Ok((idx, Loaded::Empty));
+            return Ok(Loaded::Empty);
         }
         if size % E::SIZE as u64 != 0 {
-            return Ok((idx, Loaded::BadSize));
+            return Ok(Loaded::BadSize);
         }
         let len = usize::try_from(size)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "index file too large"))?;
-        let bytes = idx.file.read_exact_at(0, len).await?;
+        let bytes = file.read_exact_at(0, len).await?;
         let v: Vec<E> = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
-        idx.persisted.set(v.len());
-        *idx.entries.borrow_mut() = v;
-        Ok((idx, Loaded::Entries))
+        self.persisted.set(v.len());
+        *self.entries.borrow_mut() = v;
+        Ok(Loaded::Entries)
+    }
+
+    /// Runs `op` on the index file, opened for it and closed after.
+    async fn with_file<T>(&self, op: impl AsyncFnOnce(&LogFile) -> io::Result<T>) -> io::Result<T> {
+        let file = LogFile::open(&self.path).await?;
+        let result = op(&file).await;
+        let closed = file.close().await;
+        let value = result?;
+        closed?;
+        Ok(value)
     }
 
     pub(crate) fn entries(&self) -> Ref<'_, Vec<E>> {
@@ -103,8 +126,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             }
             (buf, entries.len())
         };
-        self.file
-            .write_all_at(&buf, (start * E::SIZE) as u64)
+        self.with_file(async |f| f.write_all_at(&buf, (start * E::SIZE) as u64).await)
             .await?;
         // Only ever grows: a concurrent replace() is excluded by the log's append lock.
         if self.persisted.get() < end {
@@ -117,7 +139,7 @@ impl<E: IndexEntry> SparseIndex<E> {
     pub(crate) async fn replace(&self, entries: Vec<E>) -> io::Result<()> {
         *self.entries.borrow_mut() = entries;
         self.persisted.set(0);
-        self.file.truncate(0).await?;
+        self.with_file(async |f| f.truncate(0).await).await?;
         self.flush().await
     }
 
@@ -133,14 +155,15 @@ impl<E: IndexEntry> SparseIndex<E> {
         if self.persisted.get() > n {
             self.persisted.set(n);
         }
-        self.file.truncate((n * E::SIZE) as u64).await
+        self.with_file(async |f| f.truncate((n * E::SIZE) as u64).await)
+            .await
     }
 
     pub(crate) async fn fdatasync(&self) -> io::Result<()> {
-        self.file.fdatasync().await
+        self.with_file(async |f| f.fdatasync().await).await
     }
 
     pub(crate) async fn remove(&self) -> io::Result<()> {
-        self.file.remove().await
+        crate::runtime::file::remove_file(&self.path).await
     }
 }

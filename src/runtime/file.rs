@@ -124,9 +124,11 @@ fn io_err<T>(op: &'static str, path: &Path, err: glommio::GlommioError<T>) -> io
 pub struct LogFile {
     file: BufferedFile,
     path: PathBuf,
-    /// A `dup` of `file`'s descriptor for [`FileSlice`]s, made on the first zero-copy read and
-    /// then shared, so fetches do not pay a `dup` (and a descriptor) each.
-    shared_fd: std::cell::OnceCell<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// A `dup` of `file`'s descriptor for [`FileSlice`]s, shared by every slice alive at once
+    /// (concurrent fetches do not pay a `dup` and a descriptor each) and closed when the last
+    /// one goes: an idle partition holds no second descriptor, so descriptors scale with
+    /// segments, not twice that.
+    shared_fd: std::cell::RefCell<std::sync::Weak<std::os::fd::OwnedFd>>,
 }
 
 impl LogFile {
@@ -142,7 +144,7 @@ impl LogFile {
         Ok(LogFile {
             file,
             path: path.to_path_buf(),
-            shared_fd: std::cell::OnceCell::new(),
+            shared_fd: std::cell::RefCell::new(std::sync::Weak::new()),
         })
     }
 
@@ -153,15 +155,15 @@ impl LogFile {
 
     /// A descriptor of this file that outlives it, for [`FileSlice`]s (zero-copy fetch).
     ///
-    /// It is a `dup` (close-on-exec), made on the first call and cached: later calls only bump
-    /// the `Arc`. Being a separate descriptor, it keeps the file readable after this `LogFile`
+    /// It is a `dup` (close-on-exec), made when no slice holds one and shared while any does:
+    /// then a call only bumps the `Arc`. Being a separate descriptor, it keeps the file readable after this `LogFile`
     /// is closed or the file unlinked (retention), for as long as a slice holds it. It shares
     /// the open file description, but slices are only read positionally (`sendfile` with an
     /// explicit offset, `pread`), so the shared file offset is never used.
     pub fn shared_fd(&self) -> io::Result<std::sync::Arc<std::os::fd::OwnedFd>> {
         use std::os::fd::{AsRawFd, BorrowedFd};
-        if let Some(fd) = self.shared_fd.get() {
-            return Ok(fd.clone());
+        if let Some(fd) = self.shared_fd.borrow().upgrade() {
+            return Ok(fd);
         }
         // SAFETY: the descriptor belongs to `self.file`, which stays open while `self` is
         // borrowed; the `BorrowedFd` lives only for the `dup` below.
@@ -169,10 +171,9 @@ impl LogFile {
         let owned = borrowed
             .try_clone_to_owned()
             .map_err(|e| io::Error::new(e.kind(), format!("dup {}: {e}", self.path.display())))?;
-        Ok(self
-            .shared_fd
-            .get_or_init(|| std::sync::Arc::new(owned))
-            .clone())
+        let fd = std::sync::Arc::new(owned);
+        *self.shared_fd.borrow_mut() = std::sync::Arc::downgrade(&fd);
+        Ok(fd)
     }
 
     /// Write every byte of `parts`, in order, from byte position `pos` on.
@@ -503,6 +504,18 @@ pub fn run_local<F: Future>(f: F) -> F::Output {
         .make()
         .expect("failed to build a glommio LocalExecutor");
     ex.run(f)
+}
+
+/// Removes the file at `path` (through io_uring: never a blocking `unlink` on a shard). A file
+/// that is already gone counts as removed.
+pub async fn remove_file(path: &Path) -> io::Result<()> {
+    match glommio::io::remove(path).await {
+        Ok(()) => Ok(()),
+        Err(e) => match io_err("remove", path, e) {
+            e if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            e => Err(e),
+        },
+    }
 }
 
 /// A byte range of an open log file, as a fetch response may send it: straight from the page
