@@ -89,6 +89,7 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "group.initial.rebalance.delay.ms", kind: Kind::Int, default: "3000", doc: "How long the first rebalance of an empty group waits for more members to join (each new member extends it, up to the rebalance timeout)." },
     Setting { name: "group.min.session.timeout.ms", kind: Kind::Int, default: "6000", doc: "Smallest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
     Setting { name: "group.max.session.timeout.ms", kind: Kind::Int, default: "1800000", doc: "Largest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
+    Setting { name: "group.max.size", kind: Kind::Int, default: "2147483647", doc: "Members a consumer group may have; a new member beyond it gets GROUP_MAX_SIZE_REACHED." },
     Setting { name: "offsets.retention.minutes", kind: Kind::Int, default: "10080", doc: "Committed offsets of a group that has been empty this long are deleted." },
     Setting { name: "offsets.retention.check.interval.ms", kind: Kind::Long, default: "600000", doc: "How often each shard looks for expired committed offsets." },
     Setting { name: "offsets.topic.num.partitions", kind: Kind::Int, default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is created (fixed afterwards: group placement hashes over it)." },

@@ -716,3 +716,22 @@ fn install_script_dry_run() {
         assert!(unit.contains(want), "{want}");
     }
 }
+
+#[test]
+fn offsets_topic_refuses_settings_that_would_delete_committed_offsets() {
+    let b = Broker::start_default();
+    for key in ["retention.ms", "retention.bytes"] {
+        let (code, msg) = incremental(&b, 2, "__consumer_offsets", &[(key, 0, Some("1"))], false);
+        assert_eq!(code, 40, "{key}: INVALID_CONFIG: {msg}");
+        assert!(msg.contains("would delete them"), "{msg}");
+    }
+    // Other settings of the internal topic may still change.
+    let (code, msg) = incremental(
+        &b,
+        2,
+        "__consumer_offsets",
+        &[("segment.bytes", 0, Some("104857600"))],
+        false,
+    );
+    assert_eq!(code, 0, "{msg}");
+}

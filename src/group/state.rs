@@ -83,6 +83,8 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.initial.rebalance.delay.ms`.
     pub initial_rebalance_delay_ms: i64,
+    /// `group.max.size`: members a group may have (GROUP_MAX_SIZE_REACHED beyond).
+    pub max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -91,6 +93,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
+            max_size: i32::MAX as usize,
         }
     }
 }
@@ -556,6 +559,11 @@ impl Group {
         req: JoinRequest,
         now: i64,
     ) -> Reply<JoinResult> {
+        if self.members.len() >= self.cfg.max_size {
+            // Kafka's GroupCoordinator: a new member of a full group is refused (existing
+            // members, and a static member replacing itself, are not new).
+            return Reply::Now(JoinResult::error(err(E::GroupMaxSizeReached), &id));
+        }
         let (tx, rx) = oneshot::channel();
         let mut member = self.new_member(&id, &req, now);
         member.awaiting_join = Some(tx);

@@ -23,6 +23,7 @@ fn cfg(delay: i64) -> GroupConfig {
         min_session_timeout_ms: 6_000,
         max_session_timeout_ms: 60_000,
         initial_rebalance_delay_ms: delay,
+        max_size: i32::MAX as usize,
     }
 }
 
@@ -727,4 +728,27 @@ fn coordinator_timers_expire_sessions() {
         c.heartbeat("g", &j.member_id, None, j.generation_id),
         E::UnknownMemberId.code()
     );
+}
+
+#[test]
+fn a_full_group_refuses_new_members_with_group_max_size_reached() {
+    let mut g = Group::new(
+        "g",
+        GroupConfig {
+            max_size: 2,
+            ..cfg(100)
+        },
+        0,
+    );
+    let (a, _ra) = join_new(&mut g, &["range"], 0);
+    let (_b, _rb) = join_new(&mut g, &["range"], 0);
+    // A third member gets its id (the handshake), then is refused.
+    let first = now(g.join(req("", &["range"]), 0));
+    assert_eq!(first.error, E::MemberIdRequired.code());
+    let third = now(g.join(req(&first.member_id, &["range"]), 0));
+    assert_eq!(third.error, E::GroupMaxSizeReached.code());
+    assert_eq!(g.member_count(), 2);
+    // Members already in the group rejoin as before.
+    let _ = g.join(req(&a, &["range"]), 1);
+    assert_eq!(g.member_count(), 2);
 }

@@ -444,6 +444,10 @@ fn config_refusal(ConfigError { key, message }: ConfigError) -> ConfigRefusal {
     )
 }
 
+/// Settings of `__consumer_offsets` that no client may change: each could delete committed
+/// offsets.
+const OFFSETS_TOPIC_FIXED: &[&str] = &["retention.ms", "retention.bytes", "cleanup.policy"];
+
 /// Changes a topic's configuration: validated on shard 0, persisted as a `SetTopicConfigs`
 /// record, then applied on every shard (whose open logs take the new `LogConfig`).
 pub async fn alter_topic_configs(
@@ -460,6 +464,22 @@ pub async fn alter_topic_configs(
         ));
     };
     let configs = apply_config_change(&current_configs, &shard.config.topic_defaults(), &change)?;
+    if name == crate::group::OFFSETS_TOPIC {
+        // Committed offsets live in __consumer_offsets until it is compacted (not yet
+        // implemented): time or size retention on it would delete every group's offsets.
+        for key in OFFSETS_TOPIC_FIXED {
+            if configs.get(*key) != current_configs.get(*key) {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!(
+                        "Invalid config {key}: {} keeps committed offsets until they expire \
+                         (offsets.retention.minutes); changing {key} would delete them",
+                        crate::group::OFFSETS_TOPIC
+                    ),
+                ));
+            }
+        }
+    }
     if validate_only || configs == current_configs {
         return Ok(());
     }

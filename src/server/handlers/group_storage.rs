@@ -107,6 +107,7 @@ pub async fn start_shard_groups() {
                 min_session_timeout_ms: cfg.int("group.min.session.timeout.ms") as i32,
                 max_session_timeout_ms: cfg.int("group.max.session.timeout.ms") as i32,
                 initial_rebalance_delay_ms: cfg.int("group.initial.rebalance.delay.ms").max(0),
+                max_size: cfg.int("group.max.size").max(1) as usize,
             },
             partitions,
             offsets_retention_ms: cfg.int("offsets.retention.minutes").saturating_mul(60_000),
