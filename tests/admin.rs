@@ -320,3 +320,45 @@ fn node_id_and_advertised_address_are_configurable() {
     assert_eq!(br.host(), "localhost");
     assert_eq!(br.port() as u16, port);
 }
+
+#[test]
+fn a_topic_deleted_and_created_again_at_once_keeps_its_new_data() {
+    let mut b = Broker::start(BrokerOpts::default().cores(2));
+    let admin = b.admin();
+    let produce = |b: &Broker, n: usize| {
+        let mut p = b.producer();
+        for i in 0..n {
+            p.send("again", Some(i as i32 % 3), None, b"v", None);
+        }
+        let d = p.flush(Duration::from_secs(20));
+        assert!(d.iter().all(|x| x.error.is_none()), "{d:?}");
+    };
+    for round in 0..3 {
+        create_topic(&admin, "again", 3, &[]);
+        produce(&b, 30 + round);
+        // Delete and create again back to back: the old directories are removed in the
+        // background while the new topic already writes to fresh ones.
+        delete_topic(&admin, "again");
+        create_topic(&admin, "again", 3, &[]);
+        produce(&b, 9);
+        let c = b.consumer();
+        assert_eq!(watermarks(&c, "again", 3), vec![(0, 3); 3], "round {round}");
+        delete_topic(&admin, "again");
+    }
+    create_topic(&admin, "again", 3, &[]);
+    produce(&b, 6);
+    // A removal a crash interrupted, and a partition directory of a deleted topic.
+    let d = b.data_dir().to_path_buf();
+    std::fs::create_dir_all(d.join("again-0.0123abc-delete")).unwrap();
+    b.kill9();
+    b.restart();
+    assert!(!d.join("again-0.0123abc-delete").exists());
+    let c = b.consumer();
+    assert_eq!(watermarks(&c, "again", 3), vec![(0, 2); 3]);
+    let leftovers: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-delete") || n.ends_with("-stray"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

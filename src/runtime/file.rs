@@ -506,6 +506,23 @@ pub fn run_local<F: Future>(f: F) -> F::Output {
     ex.run(f)
 }
 
+/// Renames `from` to `to` (through io_uring: never a blocking `rename` on a shard).
+pub async fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    glommio::io::rename(from, to)
+        .await
+        .map_err(|e| io_err("rename", from, e))
+}
+
+/// Runs `f` on the executor's blocking-thread pool and waits for it, so a call with no
+/// io_uring form (`remove_dir_all`, `read_dir`) never stalls the shard's other tasks.
+pub async fn blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    glommio::executor().spawn_blocking(f).await
+}
+
 /// Removes the file at `path` (through io_uring: never a blocking `unlink` on a shard). A file
 /// that is already gone counts as removed.
 pub async fn remove_file(path: &Path) -> io::Result<()> {

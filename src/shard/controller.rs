@@ -608,6 +608,29 @@ pub async fn bootstrap() -> io::Result<()> {
     shard
         .producer_ids
         .set((image.producer_id_block_end, image.producer_id_block_end));
+    // Directories of deleted topics a crash left behind, before any partition is opened.
+    let deleted: std::collections::HashSet<String> = replayed
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::DeleteTopic { name } if image.topic(name).is_none() => {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let data_dir = shard.config.data_dir();
+    let listed = image.clone();
+    match crate::runtime::file::blocking(move || {
+        super::partition_dirs::clean_data_dir(&data_dir, &listed, &deleted)
+    })
+    .await
+    {
+        Ok(c) if !c.removed.is_empty() => {
+            tracing::info!("removed directories of deleted partitions: {:?}", c.removed)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cleaning the data directory: {e}"),
+    }
     // Ship the final state, not the history: replaying a create-then-delete would open and
     // then remove directories for nothing.
     let mut snapshot = vec![MetadataRecord::ClusterId {

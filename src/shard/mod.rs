@@ -5,6 +5,7 @@
 //! `runtime::submit_to(shard, ...)`, which runs the closure here.
 
 pub mod controller;
+pub mod partition_dirs;
 pub mod partition_ops;
 pub mod state;
 pub mod waiters;

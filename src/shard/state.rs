@@ -103,7 +103,7 @@ impl Shard {
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.config.data_dir().join(format!("{topic}-{partition}"))
+        super::partition_dirs::partition_dir(&self.config.data_dir(), topic, partition)
     }
 
     /// Applies a metadata record here: updates the image and opens or removes the logs of the
@@ -128,7 +128,8 @@ impl Shard {
                 if let MetadataRecord::DeleteTopic { .. } = record {
                     // Other tasks may still hold the log briefly (an in-flight fetch); deleting
                     // the directory under them makes their reads fail cleanly.
-                    if let Err(e) = remove_dir(&self.partition_dir(&tp.0, tp.1)) {
+                    let dir = self.partition_dir(&tp.0, tp.1);
+                    if let Err(e) = super::partition_dirs::delete_partition_dir(&dir).await {
                         tracing::error!("removing {}-{}: {e}", tp.0, tp.1);
                     }
                 }
@@ -213,16 +214,5 @@ impl Shard {
                 tracing::warn!("closing {topic}-{p}: {e}");
             }
         }
-    }
-}
-
-fn remove_dir(dir: &std::path::Path) -> Result<(), LogError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::Io(std::io::Error::new(
-            e.kind(),
-            format!("removing {}: {e}", dir.display()),
-        ))),
     }
 }
