@@ -86,6 +86,7 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "fetch.zero.copy", kind: Kind::Bool, default: "true", doc: "Send fetched record data from the page cache to the socket with sendfile (Kafka's FileRecords: the last batch of a partition may be cut short, clients re-fetch it) instead of reading it into memory and writing it (`false`). Data not in the page cache is copied through io_uring either way, so the shard never waits on the disk. Default chosen by measurement, see bench/README.md (\"fetch path\")." },
     Setting { name: "log.flush.scheduler.interval.ms", kind: Kind::Long, default: "1000", doc: "How often each shard checks flush.ms." },
     Setting { name: "producer.id.expiration.ms", kind: Kind::Long, default: "86400000", doc: "Idempotent-producer state of a producer id silent this long is dropped (checked with retention)." },
+    Setting { name: "max.producer.ids.per.partition", kind: Kind::Int, default: "100000", doc: "Idempotent producers a partition keeps state for (not a Kafka setting; Redpanda has max_concurrent_producer_ids). Past it, those whose last batch is oldest are forgotten, as producer.id.expiration.ms would; a client inventing producer ids then cannot grow memory without bound." },
     Setting { name: "group.initial.rebalance.delay.ms", kind: Kind::Int, default: "3000", doc: "How long the first rebalance of an empty group waits for more members to join (each new member extends it, up to the rebalance timeout)." },
     Setting { name: "group.min.session.timeout.ms", kind: Kind::Int, default: "6000", doc: "Smallest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
     Setting { name: "group.max.session.timeout.ms", kind: Kind::Int, default: "1800000", doc: "Largest session.timeout.ms a group member may ask for (JoinGroup fails with INVALID_SESSION_TIMEOUT)." },
@@ -576,6 +577,7 @@ impl BrokerConfig {
             max_message_bytes: num("max.message.bytes").max(0) as usize,
             timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
+            max_producer_ids: self.int("max.producer.ids.per.partition").max(1) as usize,
             compression: {
                 let level = |k: &str| Some(num(k) as i32);
                 match merged.get("compression.type").map(String::as_str) {

@@ -48,6 +48,8 @@ pub struct LogConfig {
     /// `compression.type` with its `compression.*.level`: the codec every batch is stored
     /// with (`Codec::None`: uncompressed); `None` is Kafka's `producer`, batches as sent.
     pub compression: Option<(Codec, Option<i32>)>,
+    /// `max.producer.ids.per.partition`: idempotent producers whose state is kept.
+    pub max_producer_ids: usize,
 }
 
 impl Default for LogConfig {
@@ -63,6 +65,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compression: None,
+            max_producer_ids: 100_000,
         }
     }
 }
@@ -515,7 +518,15 @@ impl PartitionLog {
         // Visible to readers from here on (segment state was updated in the same step).
         self.log_end_offset.set(next);
         self.high_watermark.set(next);
-        self.producers.borrow_mut().commit(pending, next);
+        {
+            let mut producers = self.producers.borrow_mut();
+            producers.commit(pending, next);
+            let forgotten = producers.enforce_limit(cfg.max_producer_ids);
+            if forgotten > 0 {
+                tracing::info!(dir = %self.dir.display(), forgotten,
+                    "more producer ids than max.producer.ids.per.partition: oldest forgotten");
+            }
+        }
         // The new index entries stay in memory until the segment is sealed or closed (see
         // `sparse_index`): the file would only matter after a crash, when recovery rebuilds the
         // last segment's indexes from the log anyway.

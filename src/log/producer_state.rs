@@ -411,6 +411,30 @@ impl ProducerStateManager {
         self.map_end_offset = offset;
     }
 
+    /// Keep at most `max` producers: past it, forget the ones whose last batch is oldest (the
+    /// ones Kafka's `producer.id.expiration.ms` would expire first) down to 90% of `max`, so a
+    /// client inventing producer ids cannot grow a partition's memory (or its snapshots) without
+    /// bound, at O(log n) amortised per new id. A forgotten producer's next batch is accepted
+    /// with any sequence, as after expiry. Returns how many were forgotten.
+    pub fn enforce_limit(&mut self, max: usize) -> usize {
+        let max = max.max(1);
+        if self.producers.len() <= max {
+            return 0;
+        }
+        let keep = (max - max / 10).max(1);
+        let mut stamps: Vec<(i64, i64)> = self
+            .producers
+            .values()
+            .map(|e| (e.last_timestamp, e.producer_id))
+            .collect();
+        let drop_n = stamps.len() - keep;
+        stamps.select_nth_unstable(drop_n - 1);
+        for (_, pid) in &stamps[..drop_n] {
+            self.producers.remove(pid);
+        }
+        drop_n
+    }
+
     /// Forget producers whose last batch timestamp is `expiration_ms` or more before `now_ms`
     /// (Kafka's `removeExpiredProducers` / `producer.id.expiration.ms`). Returns how many.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {

@@ -521,3 +521,32 @@ fn producers_expire() {
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().len()
 }
+
+#[test]
+fn producer_ids_per_partition_are_bounded_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let c = LogConfig {
+            max_producer_ids: 100,
+            ..cfg()
+        };
+        let log = PartitionLog::open(dir.path(), c).await.unwrap();
+        // 1,000 producers, each with one batch; later producers have later timestamps.
+        for pid in 0..1_000i64 {
+            let b = test_batches::idempotent_batch(1, 1_000 + pid, 5, pid, 0, 0);
+            log.append_from_client(Bytes::from(b), 2_000).await.unwrap();
+        }
+        let states = log.producer_states();
+        assert!(states.len() <= 100, "{} producers kept", states.len());
+        assert!(states.len() >= 90);
+        // The newest are the ones kept, and they still detect a retried batch.
+        assert!(log.producer_state(999).is_some());
+        assert!(log.producer_state(0).is_none());
+        let retry = test_batches::idempotent_batch(1, 1_999, 5, 999, 0, 0);
+        let info = log
+            .append_from_client(Bytes::from(retry), 2_000)
+            .await
+            .unwrap();
+        assert!(info.duplicate);
+    });
+}
