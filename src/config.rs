@@ -69,6 +69,16 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "log.retention.ms", kind: Kind::Long, default: WEEK_MS, doc: "Delete whole segments whose newest record is older than this; -1 keeps forever (topic: retention.ms)." },
     Setting { name: "log.retention.bytes", kind: Kind::Long, default: "-1", doc: "Delete oldest whole segments while a partition is larger than this; -1 means no limit (topic: retention.bytes)." },
     Setting { name: "log.retention.check.interval.ms", kind: Kind::Long, default: "300000", doc: "How often each shard applies retention to its partitions." },
+    Setting { name: "log.roll.jitter.ms", kind: Kind::Long, default: "0", doc: "Up to this much is taken off segment.ms for each segment (a fixed amount per segment), so partitions created together do not all roll at once (topic: segment.jitter.ms)." },
+    Setting { name: "log.index.size.max.bytes", kind: Kind::Int, default: "10485760", doc: "Offset-index bytes (8 per entry) a segment may have; it rolls when they are full (topic: segment.index.bytes)." },
+    Setting { name: "log.segment.delete.delay.ms", kind: Kind::Long, default: "60000", doc: "Kafka waits this long before deleting a segment retention removed, so reads in flight finish. Here the files are unlinked at once and every read in flight holds its own descriptor, which gives the same guarantee without the wait (topic: file.delete.delay.ms)." },
+    Setting { name: "log.preallocate", kind: Kind::Bool, default: "false", doc: "Only false: preallocating segment files is not implemented (topic: preallocate)." },
+    Setting { name: "min.insync.replicas", kind: Kind::Int, default: "1", doc: "Replicas that must have an acks=-1 batch before it is acknowledged. One node is one replica, so a topic asking for more answers acks=-1 produce with NOT_ENOUGH_REPLICAS, as Kafka does (topic: min.insync.replicas)." },
+    Setting { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false", doc: "Accepted for Kafka's tools; a single node has no other replica to elect (topic: unclean.leader.election.enable)." },
+    Setting { name: "log.cleaner.delete.retention.ms", kind: Kind::Long, default: "86400000", doc: "Compaction setting, accepted and validated; without compaction it has no effect (topic: delete.retention.ms)." },
+    Setting { name: "log.cleaner.min.compaction.lag.ms", kind: Kind::Long, default: "0", doc: "Compaction setting, accepted and validated; without compaction it has no effect (topic: min.compaction.lag.ms)." },
+    Setting { name: "log.cleaner.max.compaction.lag.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Compaction setting, accepted and validated; without compaction it has no effect (topic: max.compaction.lag.ms)." },
+    Setting { name: "log.cleaner.min.cleanable.ratio", kind: Kind::Str, default: "0.5", doc: "Compaction setting (0 to 1), accepted and validated; without compaction it has no effect (topic: min.cleanable.dirty.ratio)." },
     Setting { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes of log between two sparse offset-index entries (topic: index.interval.bytes)." },
     Setting { name: "log.message.timestamp.type", kind: Kind::Choice(&["CreateTime", "LogAppendTime"]), default: "CreateTime", doc: "Keep the producer's timestamps or stamp the broker's append time (topic: message.timestamp.type)." },
     Setting { name: "log.message.timestamp.before.max.ms", kind: Kind::Long, default: "9223372036854775807", doc: "Refuse (INVALID_TIMESTAMP) a CreateTime record whose timestamp is older than this many ms before the broker's clock (topic: message.timestamp.before.max.ms)." },
@@ -226,6 +236,96 @@ pub const TOPIC_SETTINGS: &[(Setting, &str)] = &[
             doc: "delete (compaction not yet implemented).",
         },
         "log.cleanup.policy",
+    ),
+    (
+        Setting {
+            name: "segment.jitter.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Random-looking roll spread, subtracted from segment.ms.",
+        },
+        "log.roll.jitter.ms",
+    ),
+    (
+        Setting {
+            name: "segment.index.bytes",
+            kind: Kind::Int,
+            default: "",
+            doc: "Offset-index size at which the segment rolls.",
+        },
+        "log.index.size.max.bytes",
+    ),
+    (
+        Setting {
+            name: "file.delete.delay.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Delay before deleting retained-out segments (files unlinked at once; reads in flight keep them).",
+        },
+        "log.segment.delete.delay.ms",
+    ),
+    (
+        Setting {
+            name: "preallocate",
+            kind: Kind::Bool,
+            default: "",
+            doc: "Only false (not implemented).",
+        },
+        "log.preallocate",
+    ),
+    (
+        Setting {
+            name: "min.insync.replicas",
+            kind: Kind::Int,
+            default: "",
+            doc: "acks=-1 needs this many replicas (NOT_ENOUGH_REPLICAS above 1).",
+        },
+        "min.insync.replicas",
+    ),
+    (
+        Setting {
+            name: "unclean.leader.election.enable",
+            kind: Kind::Bool,
+            default: "",
+            doc: "Accepted; one node has no other replica.",
+        },
+        "unclean.leader.election.enable",
+    ),
+    (
+        Setting {
+            name: "delete.retention.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Compaction: no effect without it.",
+        },
+        "log.cleaner.delete.retention.ms",
+    ),
+    (
+        Setting {
+            name: "min.compaction.lag.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Compaction: no effect without it.",
+        },
+        "log.cleaner.min.compaction.lag.ms",
+    ),
+    (
+        Setting {
+            name: "max.compaction.lag.ms",
+            kind: Kind::Long,
+            default: "",
+            doc: "Compaction: no effect without it.",
+        },
+        "log.cleaner.max.compaction.lag.ms",
+    ),
+    (
+        Setting {
+            name: "min.cleanable.dirty.ratio",
+            kind: Kind::Str,
+            default: "",
+            doc: "Compaction (0 to 1): no effect without it.",
+        },
+        "log.cleaner.min.cleanable.ratio",
     ),
     (
         Setting {
@@ -430,6 +530,12 @@ impl BrokerConfig {
 
     /// Cross-field checks, run once everything is applied.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.bool("log.preallocate") {
+            return Err(err(
+                "log.preallocate",
+                "preallocating segment files is not implemented",
+            ));
+        }
         // Port 0 would give every shard's SO_REUSEPORT listener a different random port.
         if self.listen()?.port() == 0 {
             return Err(err(
@@ -578,6 +684,8 @@ impl BrokerConfig {
             timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
             max_producer_ids: self.int("max.producer.ids.per.partition").max(1) as usize,
+            segment_jitter_ms: num("segment.jitter.ms").max(0),
+            index_max_entries: (num("segment.index.bytes").max(8) / 8) as usize,
             compression: {
                 let level = |k: &str| Some(num(k) as i32);
                 match merged.get("compression.type").map(String::as_str) {
@@ -605,7 +713,15 @@ pub fn validate_topic_configs<'a>(
         let (setting, _) = TOPIC_SETTINGS
             .iter()
             .find(|(s, _)| s.name == key)
-            .ok_or_else(|| err(key, "unknown or unsupported topic setting"))?;
+            .ok_or_else(|| match later_feature(key) {
+                Some(feature) => err(
+                    key,
+                    format!(
+                        "a Kafka setting for {feature}, which this broker does not implement yet"
+                    ),
+                ),
+                None => err(key, "unknown or unsupported topic setting"),
+            })?;
         let Some(value) = value else { continue };
         let v = validate(key, setting.kind, value)?;
         if key == "segment.bytes" && v.parse::<i64>().unwrap_or(0) < 1024 {
@@ -616,6 +732,28 @@ pub fn validate_topic_configs<'a>(
             && v.parse::<i64>().unwrap_or(-1) < 0
         {
             return Err(err(key, "must be at least 0"));
+        }
+        let number = v.parse::<i64>().unwrap_or(-1);
+        match key {
+            "preallocate" if v == "true" => {
+                return Err(err(key, "preallocating segment files is not implemented"))
+            }
+            "segment.index.bytes" if number < 4 => return Err(err(key, "must be at least 4")),
+            "min.insync.replicas" if number < 1 => return Err(err(key, "must be at least 1")),
+            "segment.jitter.ms"
+            | "file.delete.delay.ms"
+            | "delete.retention.ms"
+            | "min.compaction.lag.ms"
+                if number < 0 =>
+            {
+                return Err(err(key, "must be at least 0"))
+            }
+            "max.compaction.lag.ms" if number < 1 => return Err(err(key, "must be at least 1")),
+            "min.cleanable.dirty.ratio" => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => {}
+                _ => return Err(err(key, "must be a number from 0 to 1")),
+            },
+            _ => {}
         }
         if let Some(range) = compression_level_range(key) {
             let level = v.parse::<i64>().unwrap_or(i64::MIN);
@@ -630,6 +768,27 @@ pub fn validate_topic_configs<'a>(
         out.insert(key.to_string(), v);
     }
     Ok(out)
+}
+
+/// Kafka 4.4 topic settings that need a feature this broker does not have yet, and which.
+fn later_feature(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "remote.storage.enable"
+        | "local.retention.ms"
+        | "local.retention.bytes"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
+        | "remote.copy.lag.ms"
+        | "remote.copy.lag.bytes" => "tiered storage",
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            "replication throttling"
+        }
+        "errors.deadletterqueue.group.enable" => "share groups",
+        "max.decompressed.message.bytes" => {
+            "a per-topic decompression limit (the broker's is max(128 MiB, 32x the batch))"
+        }
+        _ => return None,
+    })
 }
 
 /// Kafka's valid levels for each `compression.*.level` setting.
@@ -737,6 +896,40 @@ mod tests {
         assert_eq!(lc.max_message_bytes, 1048588);
         assert!(validate_topic_configs([("cleanup.policy", Some("compact"))]).is_err());
         assert!(validate_topic_configs([("no.such", Some("1"))]).is_err());
+    }
+
+    #[test]
+    fn every_kafka_topic_setting_is_accepted_or_refused_saying_why() {
+        for (k, v) in [
+            ("segment.jitter.ms", "1000"),
+            ("segment.index.bytes", "4096"),
+            ("file.delete.delay.ms", "0"),
+            ("preallocate", "false"),
+            ("min.insync.replicas", "2"),
+            ("unclean.leader.election.enable", "true"),
+            ("delete.retention.ms", "1000"),
+            ("min.compaction.lag.ms", "0"),
+            ("max.compaction.lag.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+        ] {
+            assert!(validate_topic_configs([(k, Some(v))]).is_ok(), "{k}={v}");
+        }
+        for (k, v, why) in [
+            ("preallocate", "true", "not implemented"),
+            ("segment.index.bytes", "3", "at least 4"),
+            ("min.insync.replicas", "0", "at least 1"),
+            ("min.cleanable.dirty.ratio", "1.5", "from 0 to 1"),
+            ("segment.jitter.ms", "-1", "at least 0"),
+            ("remote.storage.enable", "true", "tiered storage"),
+            (
+                "leader.replication.throttled.replicas",
+                "*",
+                "replication throttling",
+            ),
+        ] {
+            let e = validate_topic_configs([(k, Some(v))]).unwrap_err();
+            assert!(e.message.contains(why), "{k}={v}: {}", e.message);
+        }
     }
 
     #[test]

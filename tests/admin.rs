@@ -362,3 +362,22 @@ fn a_topic_deleted_and_created_again_at_once_keeps_its_new_data() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn min_insync_replicas_above_one_refuses_acks_all_as_kafka_does() {
+    let b = Broker::start_default();
+    b.create_topic("isr", 1, &[("min.insync.replicas", "2")]);
+    let mut all = b.producer_with(&[
+        ("acks", "all"),
+        ("enable.idempotence", "false"),
+        ("retries", "0"),
+    ]);
+    all.send("isr", Some(0), None, b"v", None);
+    let d = all.flush(Duration::from_secs(20));
+    let e = d[0].error.as_ref().expect("acks=all refused").to_string();
+    assert!(e.contains("NotEnoughReplicas"), "{e}");
+    let mut one = b.producer_with(&[("acks", "1"), ("enable.idempotence", "false")]);
+    one.send("isr", Some(0), None, b"v", None);
+    let d = one.flush(Duration::from_secs(20));
+    assert!(d[0].error.is_none(), "{:?}", d[0].error);
+}

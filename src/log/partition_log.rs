@@ -50,6 +50,10 @@ pub struct LogConfig {
     pub compression: Option<(Codec, Option<i32>)>,
     /// `max.producer.ids.per.partition`: idempotent producers whose state is kept.
     pub max_producer_ids: usize,
+    /// `segment.jitter.ms`: the most taken off `segment.ms` for a segment.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes` / 8: offset-index entries at which a segment rolls.
+    pub index_max_entries: usize,
 }
 
 impl Default for LogConfig {
@@ -66,6 +70,8 @@ impl Default for LogConfig {
             timestamp_after_max_ms: 3_600_000,
             compression: None,
             max_producer_ids: 100_000,
+            segment_jitter_ms: 0,
+            index_max_entries: 10_485_760 / 8,
         }
     }
 }
@@ -567,12 +573,27 @@ impl PartitionLog {
         let size_after = active.size() + incoming_bytes;
         let leo = self.log_end_offset.get();
         let by_size = size_after > cfg.segment_bytes();
-        let by_time = cfg.segment_ms > 0 && now_ms - active.roll_base_ms() > cfg.segment_ms;
+        // segment.jitter.ms: a share of the jitter per segment, from a hash of the partition's
+        // directory and the segment's base (so partitions created together get different
+        // shares, and one segment always the same), as Kafka draws one at random per segment.
+        let jitter = match cfg.segment_jitter_ms {
+            j if j > 0 => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (&self.dir, active.base_offset()).hash(&mut h);
+                (h.finish() % j as u64) as i64
+            }
+            _ => 0,
+        };
+        let by_time = cfg.segment_ms > 0
+            && now_ms - active.roll_base_ms() > cfg.segment_ms.saturating_sub(jitter).max(1);
+        // segment.index.bytes: Kafka rolls when the offset index is full.
+        let by_index = active.index.len() >= cfg.index_max_entries.max(1);
         // Relative offsets and positions are u32 in the index files.
         let by_offset =
             leo.saturating_add(incoming_records) - 1 - active.base_offset() > i64::from(u32::MAX);
         let by_position = size_after > u64::from(u32::MAX);
-        if !(by_size || by_time || by_offset || by_position) {
+        if !(by_size || by_time || by_offset || by_position || by_index) {
             return Ok(false);
         }
         tracing::debug!(dir = %self.dir.display(), base = leo, by_size, by_time, "rolling segment");

@@ -1135,3 +1135,51 @@ fn a_whole_batch_out_of_order_keeps_the_partition_offline_and_deletes_nothing() 
     }
     assert_eq!(files_before, names(), "no file deleted");
 }
+
+#[test]
+fn segment_index_bytes_rolls_when_the_offset_index_is_full_and_jitter_shortens_segment_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let c = LogConfig {
+            index_max_entries: 2,
+            ..cfg()
+        };
+        let log = PartitionLog::open(dir.path(), c).await.unwrap();
+        // index.interval.bytes is 200: every batch of ~300 bytes past the first adds an entry.
+        for i in 0..12 {
+            log.append(Bytes::from(test_batches::batch(5, i, 50)), i)
+                .await
+                .unwrap();
+        }
+        assert!(log.segment_count() >= 3, "{:?}", log.segment_bases());
+    });
+    // Jitter: with segment.ms 1000 and up to 1000 ms of jitter, segments of many partitions
+    // roll at different ages, all no later than segment.ms.
+    let mut rolled_early = 0;
+    for p in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let rolled = run_local(async {
+            let c = LogConfig {
+                segment_ms: 1_000,
+                segment_jitter_ms: 1_000,
+                ..cfg()
+            };
+            let log = PartitionLog::open(&dir.path().join(format!("t-{p}")), c)
+                .await
+                .unwrap();
+            log.append(Bytes::from(test_batches::batch(1, 0, 5)), 0)
+                .await
+                .unwrap();
+            let base = log.active_segment().roll_base_ms();
+            let early = log.maybe_roll(base + 600).await.unwrap();
+            let late = early || log.maybe_roll(base + 1_001).await.unwrap();
+            assert!(late, "rolled by segment.ms at the latest");
+            early
+        });
+        rolled_early += usize::from(rolled);
+    }
+    assert!(
+        (1..20).contains(&rolled_early),
+        "{rolled_early} of 20 rolled early"
+    );
+}

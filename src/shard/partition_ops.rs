@@ -180,6 +180,26 @@ async fn append(
         };
         return (o, None);
     };
+    if acks == -1 && shard.topic_value(&tp.0, "min.insync.replicas") > 1 {
+        // One node is an ISR of one: Kafka refuses acks=-1 below min.insync.replicas before
+        // appending anything.
+        crate::metrics::with(|m| m.append_errors.inc());
+        let o = AppendOutcome {
+            error_code: ResponseError::NotEnoughReplicas.code(),
+            error_message: Some(format!(
+                "The size of the current ISR 1 is insufficient to satisfy the min.isr \
+                 requirement of {} for partition {}-{}",
+                shard.topic_value(&tp.0, "min.insync.replicas"),
+                tp.0,
+                tp.1
+            )),
+            base_offset: -1,
+            log_append_time: -1,
+            log_start_offset: log.log_start_offset(),
+            ..Default::default()
+        };
+        return (o, None);
+    }
     let mut deferred = None;
     let result = match log.append_from_client(records, now_ms()).await {
         Ok(info) => {
