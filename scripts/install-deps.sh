@@ -8,8 +8,9 @@
 #   - .venv-compat/: Python clients (tests/compat/python/requirements.txt)
 #   - Maven: the Java compat client's dependencies, built once so later runs work offline
 #   - .kafka/lib: Apache Kafka jars for scripts/kafka.sh (reference broker)
+#   - the nightly Rust toolchain and cargo-fuzz (bench/fuzz.sh, the fuzz step of the tests)
 #
-# Skip parts with SKIP_APT=1, SKIP_PYTHON=1, SKIP_JAVA=1, SKIP_KAFKA=1.
+# Skip parts with SKIP_APT=1, SKIP_PYTHON=1, SKIP_JAVA=1, SKIP_KAFKA=1, SKIP_FUZZ=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,6 +79,18 @@ if [[ -z "${SKIP_JAVA:-}" ]]; then
     else
         log "java: build failed"
         exit 1
+    fi
+fi
+
+# --- Fuzzing: the nightly toolchain and cargo-fuzz --------------------------------------
+if [[ -z "${SKIP_FUZZ:-}" ]]; then
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        log "fuzz: installing the nightly toolchain"
+        rustup toolchain install nightly --profile minimal
+    fi
+    if ! command -v cargo-fuzz >/dev/null; then
+        log "fuzz: installing cargo-fuzz"
+        cargo install --locked cargo-fuzz
     fi
 fi
 

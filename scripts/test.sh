@@ -4,6 +4,7 @@
 #   2. unit tests and the Rust integration tests (real broker process + librdkafka via rdkafka)
 #   3. the patched kafka-protocol's malformed-input tests
 #   4. the compatibility suite (kafka-python, the Java client, Debian's kcat) against a real broker
+#   5. every cargo-fuzz target for a few seconds from its seed corpus (nightly toolchain)
 # Exit status is non-zero if anything fails. The last line is "test.sh: N passed, M failed".
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +36,8 @@ step "cargo test (unit + integration)" cargo test --locked
 step "kafka-protocol malformed-input tests" \
     env CARGO_TARGET_DIR="$ROOT/target/kafka-protocol" cargo test --manifest-path third_party/kafka-protocol/Cargo.toml --test tests shardlog_malformed_input
 step "compatibility suite" tests/compat/run.sh "$ROOT/target/debug/shardlog"
+# Every fuzz target for a few seconds from its seed corpus (longer runs: bench/fuzz.sh SECONDS).
+step "fuzz targets (5 s each)" bench/fuzz.sh 5 2
 
 echo "test.sh: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
