@@ -381,3 +381,47 @@ fn min_insync_replicas_above_one_refuses_acks_all_as_kafka_does() {
     let d = one.flush(Duration::from_secs(20));
     assert!(d[0].error.is_none(), "{:?}", d[0].error);
 }
+
+#[test]
+fn the_metadata_log_is_compacted_at_start_and_keeps_every_topic() {
+    let mut b = Broker::start_default();
+    let admin = b.admin();
+    // 700 topics created and deleted, 5 kept, one with a config change: ~1,400 records.
+    for chunk in 0..70 {
+        let names: Vec<String> = (0..10).map(|i| format!("churn-{chunk}-{i}")).collect();
+        let topics: Vec<NewTopic> = names
+            .iter()
+            .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+            .collect();
+        block_on(admin.create_topics(&topics, &admin_opts())).expect("create");
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        block_on(admin.delete_topics(&refs, &admin_opts())).expect("delete");
+    }
+    for i in 0..5 {
+        create_topic(
+            &admin,
+            &format!("kept-{i}"),
+            2,
+            &[("retention.ms", "3600000")],
+        );
+    }
+    drop(admin);
+    let log = b.data_dir().join("__metadata/metadata.log");
+    let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert!(lines(&log) > 1_400, "{} lines", lines(&log));
+    b.restart();
+    assert!(lines(&log) < 20, "{} lines after compaction", lines(&log));
+    let c = b.consumer();
+    let mut names: Vec<String> = topic_names(&c)
+        .into_iter()
+        .filter(|n| !n.starts_with("__"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        (0..5).map(|i| format!("kept-{i}")).collect::<Vec<_>>()
+    );
+    // And it still restarts (the snapshot replays), with the topics' configs.
+    b.restart();
+    assert_eq!(watermarks(&b.consumer(), "kept-3", 2), vec![(0, 0); 2]);
+}

@@ -66,6 +66,25 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    /// The records that rebuild this image from nothing: the metadata log compacted to its
+    /// current state (what replaying them yields is equal to `self`).
+    pub fn snapshot_records(&self) -> Vec<MetadataRecord> {
+        let mut out = vec![MetadataRecord::ClusterId {
+            id: self.cluster_id.clone(),
+        }];
+        if self.producer_id_block_end > 0 {
+            out.push(MetadataRecord::ProducerIdBlock {
+                end: self.producer_id_block_end,
+            });
+        }
+        out.extend(
+            self.topics
+                .values()
+                .map(|t| MetadataRecord::CreateTopic { topic: t.clone() }),
+        );
+        out
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
         self.topics.get(name)
     }

@@ -93,6 +93,37 @@ impl MetadataStore {
     }
 }
 
+impl MetadataStore {
+    /// Replaces the whole log with `records` (a snapshot of the current state): written to
+    /// `metadata.log.tmp`, fdatasync-ed, renamed over the log, and the directory synced, so a
+    /// crash at any point leaves either the old log or the new one, never a mix.
+    pub fn rewrite(&mut self, records: &[MetadataRecord]) -> io::Result<()> {
+        let tmp = self.path.with_extension("log.tmp");
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        {
+            let mut f = File::create(&tmp).map_err(|e| with_path(e, "creating", &tmp))?;
+            f.write_all(&buf)
+                .and_then(|()| f.sync_data())
+                .map_err(|e| with_path(e, "writing", &tmp))?;
+        }
+        fs::rename(&tmp, &self.path).map_err(|e| with_path(e, "renaming", &tmp))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| with_path(e, "syncing", dir))?;
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| with_path(e, "opening", &self.path))?;
+        Ok(())
+    }
+}
+
 fn with_path(e: io::Error, op: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{op} {}: {e}", path.display()))
 }
@@ -133,5 +164,40 @@ mod tests {
         let (_, recs) = MetadataStore::open(dir.path()).unwrap();
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[2], MetadataRecord::DeleteTopic { name: "a".into() });
+    }
+
+    #[test]
+    fn rewrite_replaces_the_history_with_a_snapshot_that_replays_to_the_same_image() {
+        use crate::metadata::image::MetadataImage;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = MetadataStore::open(dir.path()).unwrap();
+        s.append(&[MetadataRecord::ClusterId { id: "c".into() }])
+            .unwrap();
+        for i in 0..50 {
+            s.append(&[topic(&format!("t{i}"))]).unwrap();
+            if i % 2 == 0 {
+                s.append(&[MetadataRecord::DeleteTopic {
+                    name: format!("t{i}"),
+                }])
+                .unwrap();
+            }
+        }
+        s.append(&[MetadataRecord::ProducerIdBlock { end: 3000 }])
+            .unwrap();
+        let (mut s, history) = MetadataStore::open(dir.path()).unwrap();
+        let mut image = MetadataImage::default();
+        history.iter().for_each(|r| image.apply(r));
+        let snap = image.snapshot_records();
+        assert_eq!(snap.len(), 2 + 25);
+        s.rewrite(&snap).unwrap();
+        // Appends go on after the snapshot.
+        s.append(&[topic("late")]).unwrap();
+        drop(s);
+        let (_, replayed) = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(replayed.len(), snap.len() + 1);
+        let mut again = MetadataImage::default();
+        replayed[..snap.len()].iter().for_each(|r| again.apply(r));
+        assert_eq!(again.snapshot_records(), snap);
+        assert!(!dir.path().join("__metadata/metadata.log.tmp").exists());
     }
 }

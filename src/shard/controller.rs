@@ -563,6 +563,10 @@ async fn broadcast(records: Vec<MetadataRecord>, include_self: bool) -> Result<(
 /// Startup on shard 0: replays the metadata log, gives the data directory a cluster id, moves
 /// partitions whose shard no longer exists (restart with fewer shards), and loads the resulting
 /// metadata on every shard (opening and recovering each shard's partition logs).
+/// Records of history the metadata log may carry beyond twice its snapshot before start-up
+/// compacts it.
+const METADATA_COMPACT_SLACK: usize = 1_000;
+
 pub async fn bootstrap() -> io::Result<()> {
     let shard = current();
     let replayed = {
@@ -630,6 +634,20 @@ pub async fn bootstrap() -> io::Result<()> {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("cleaning the data directory: {e}"),
+    }
+    // Compact the metadata log to the current state once the history is much longer (every
+    // create, delete and config change is a line; the cleanup above no longer needs the
+    // deletes). Before any other change can be committed.
+    let snapshot_records = image.snapshot_records();
+    if replayed.len() + new_records.len() > 2 * snapshot_records.len() + METADATA_COMPACT_SLACK {
+        if let Some(store) = shard.store.borrow_mut().as_mut() {
+            store.rewrite(&snapshot_records)?;
+        }
+        tracing::info!(
+            "metadata log compacted from {} records to {}",
+            replayed.len() + new_records.len(),
+            snapshot_records.len()
+        );
     }
     // Ship the final state, not the history: replaying a create-then-delete would open and
     // then remove directories for nothing.
