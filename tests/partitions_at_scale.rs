@@ -31,7 +31,12 @@ fn fd_limit(pid: u32) -> u64 {
 
 #[test]
 fn ten_thousand_partitions_survive_a_restart_and_are_all_served() {
-    let mut b = Broker::start(BrokerOpts::default().cores(2));
+    // Stopping syncs and closes 10,000 logs: more than the usual 20 s on a busy debug build.
+    let mut b = Broker::start(
+        BrokerOpts::default()
+            .cores(2)
+            .stop_timeout(Duration::from_secs(120)),
+    );
     let limit = fd_limit(b.pid());
     let total = TOPICS * PER_TOPIC as usize;
     if limit < 12_000 {

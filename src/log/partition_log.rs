@@ -13,7 +13,7 @@ use crate::log::record_walk::Codec;
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
 use crate::log::validator::{recompress_for_topic, validate_client_records};
-use crate::runtime::file::{FileSlice, SerialLock};
+use crate::runtime::file::{blocking, FileSlice, SerialLock};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -159,17 +159,45 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// fsync a directory so that created/removed entries survive a crash. Blocking `std::fs`:
-/// glommio has no directory fsync, and this happens only after a roll or at open/close.
+/// fsync a directory so that created/removed entries survive a crash. glommio has no
+/// directory fsync, so it runs on the blocking-thread pool: a device flush must never stall
+/// the shard (it happens after every roll, and at open and close).
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    blocking(move || sync_dir_now(&dir)).await
+}
+
+fn sync_dir_now(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates the partition directory if needed (syncing its parent, so a new partition's
+/// directory survives a crash) and consumes the clean-shutdown marker (the removal made
+/// durable). Returns whether the marker was there. Blocking-pool work, like [`sync_dir`].
+async fn prepare_dir(dir: &Path) -> std::io::Result<bool> {
+    let dir = dir.to_path_buf();
+    blocking(move || {
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir_now(parent)?;
+            }
+        }
+        let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker)?;
+            sync_dir_now(&dir)?;
+        }
+        Ok(clean)
+    })
+    .await
+}
 /// The error of a log that stopped after a failed fdatasync (KAFKA_STORAGE_ERROR).
 fn failed_error() -> LogError {
     LogError::Io(std::io::Error::other(
         "an earlier fdatasync of this log failed; restart the broker to recover it",
     ))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 impl PartitionLog {
@@ -183,13 +211,7 @@ impl PartitionLog {
     /// batch headers after it (all of the log if there is none); if anything had to be
     /// replayed, a fresh snapshot at the log end is written (see [`producer_state::load`]).
     pub async fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
-        std::fs::create_dir_all(dir)?;
-        let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
-        let clean = marker.exists();
-        if clean {
-            std::fs::remove_file(&marker)?;
-            sync_dir(dir)?;
-        }
+        let clean = prepare_dir(dir).await?;
         let now = wall_clock_ms();
         let segs = recover(dir, clean, config.index_interval_bytes, now).await?;
         let mut map = BTreeMap::new();
@@ -212,7 +234,7 @@ impl PartitionLog {
         if loaded.deleted_files {
             // A deleted snapshot past the log end must not reappear after a crash once appends
             // have gone past its offset again: make the unlink durable before any append.
-            sync_dir(dir)?;
+            sync_dir(dir).await?;
         }
         let mut dir_dirty = !clean;
         tracing::debug!(dir = %dir.display(), clean, start, leo, segments = map.len(),
@@ -841,7 +863,7 @@ impl PartitionLog {
             s.sync().await?;
         }
         if self.dir_dirty.replace(false) {
-            if let Err(e) = sync_dir(&self.dir) {
+            if let Err(e) = sync_dir(&self.dir).await {
                 self.dir_dirty.set(true);
                 return Err(e.into());
             }
@@ -936,6 +958,13 @@ impl PartitionLog {
         active.seal().await;
         // Producer state at the log end, so the next open replays nothing.
         self.snapshot_producers_locked().await;
+        // The directory's own sync on the shard's thread too (see the marker below).
+        if self.dir_dirty.replace(false) {
+            if let Err(e) = sync_dir_now(&self.dir) {
+                self.dir_dirty.set(true);
+                return Err(e.into());
+            }
+        }
         self.sync().await?;
         // The acks path syncs only log data; a clean shutdown also syncs the indexes, so the
         // next open can trust them (seal() may also have written a time-index entry).
@@ -945,9 +974,11 @@ impl PartitionLog {
         }
         active.index.fdatasync().await?;
         active.time_index.fdatasync().await?;
-        let marker = self.dir.join(CLEAN_SHUTDOWN_MARKER);
-        std::fs::write(&marker, b"")?;
-        sync_dir(&self.dir)?;
+        // On the shard's thread: close runs at shutdown (or when a partition moves away), when
+        // the shard serves no requests, and a stop with 10,000 partitions must not queue 10,000
+        // hand-offs to the blocking pool.
+        std::fs::write(self.dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+        sync_dir_now(&self.dir)?;
         Ok(())
     }
 
@@ -955,8 +986,8 @@ impl PartitionLog {
     pub async fn delete(self) -> Result<(), LogError> {
         let _guard = self.serial.lock().await?;
         self.closed.set(true);
-        // Blocking remove_dir_all: deleting a partition is rare and not on the request path.
-        std::fs::remove_dir_all(&self.dir)?;
+        let dir = self.dir.clone();
+        blocking(move || std::fs::remove_dir_all(dir)).await?;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct BrokerOpts {
     pub data_dir: Option<PathBuf>,
     /// Extra `--set key=value` settings.
     pub sets: Vec<(String, String)>,
+    /// How long a stop may take before the broker is killed and the test fails.
+    pub stop_timeout: Duration,
 }
 
 impl Default for BrokerOpts {
@@ -42,6 +44,7 @@ impl Default for BrokerOpts {
             cores: 1,
             data_dir: None,
             sets: Vec::new(),
+            stop_timeout: STOP_TIMEOUT,
         }
     }
 }
@@ -53,6 +56,10 @@ impl BrokerOpts {
     }
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+    pub fn stop_timeout(mut self, d: Duration) -> Self {
+        self.stop_timeout = d;
         self
     }
     pub fn set(mut self, key: &str, value: &str) -> Self {
@@ -342,7 +349,7 @@ impl Broker {
             nix::sys::signal::Signal::SIGTERM,
         )
         .expect("send SIGTERM");
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let deadline = Instant::now() + self.opts.stop_timeout;
         loop {
             if let Some(status) = c.try_wait().unwrap() {
                 return status;
@@ -351,7 +358,8 @@ impl Broker {
                 let _ = c.kill();
                 let _ = c.wait();
                 panic!(
-                    "broker did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                    "broker did not exit within {:?} of SIGTERM; log:\n{}",
+                    self.opts.stop_timeout,
                     self.log()
                 );
             }
