@@ -8,11 +8,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProduceResponse};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -296,24 +294,12 @@ fn batch(corrupt: bool) -> Bytes {
 }
 
 fn produce_raw(b: &Broker, topic: &str, records: Bytes, version: i16) -> ProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    let mut body = BytesMut::new();
-    req.encode(&mut body, version).unwrap();
-    let mut s = connect(b);
-    send(&mut s, &frame(0, version, 77, &body));
-    let mut resp = read_frame(&mut s).expect("produce response");
-    let header_version = ApiKey::Produce.response_header_version(version);
-    let header =
-        kafka_protocol::messages::ResponseHeader::decode(&mut resp, header_version).unwrap();
-    assert_eq!(header.correlation_id, 77);
-    ProduceResponse::decode(&mut resp, version).expect("decode produce response")
+    raw_call(
+        b.addr(),
+        ApiKey::Produce,
+        version,
+        &produce_request(topic, records, -1),
+    )
 }
 
 #[test]

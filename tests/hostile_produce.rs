@@ -8,15 +8,14 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use shardlog::log::test_batches::{self, compressed, fix_crc, with_payload};
@@ -43,29 +42,8 @@ fn produce_timed(
     records: Bytes,
     timeout: Duration,
 ) -> PartitionProduceResponse {
-    let version = 9;
-    let req = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    let mut body = BytesMut::new();
-    req.encode(&mut body, version).expect("encode produce");
-    let mut s = TcpStream::connect(b.addr()).expect("connect");
-    s.set_read_timeout(Some(timeout)).expect("timeout");
-    s.write_all(&raw_frame(0, version, 9, &body))
-        .expect("send produce");
-    let mut resp = raw_read_frame(&mut s).expect("a produce answer in time");
-    let header = kafka_protocol::messages::ResponseHeader::decode(
-        &mut resp,
-        ApiKey::Produce.response_header_version(version),
-    )
-    .expect("response header");
-    assert_eq!(header.correlation_id, 9);
-    let mut r = ProduceResponse::decode(&mut resp, version).expect("produce response");
+    let req = produce_request(topic, records, 1);
+    let mut r: ProduceResponse = raw_call_within(b.addr(), ApiKey::Produce, 9, &req, timeout);
     r.responses.remove(0).partition_responses.remove(0)
 }
 
@@ -76,13 +54,7 @@ fn set_count(b: &mut [u8], count: i32) {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    proc_status_kb(pid, "VmRSS")
 }
 
 /// The hostile batches of the issue (and their neighbours), each with Kafka's answer.

@@ -123,13 +123,7 @@ fn connections_past_max_connections_are_refused_while_a_producer_carries_on() {
 }
 
 fn vm_hwm_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    proc_status_kb(pid, "VmHWM")
 }
 
 #[test]

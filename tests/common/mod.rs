@@ -848,7 +848,7 @@ pub fn raw_read_frame(s: &mut TcpStream) -> std::io::Result<bytes::Bytes> {
     Ok(bytes::Bytes::from(body))
 }
 
-/// One typed request/response round trip on a fresh connection.
+/// One typed request/response round trip on a fresh connection (15 s to answer).
 pub fn raw_call<Req, Resp>(
     addr: SocketAddr,
     api_key: kafka_protocol::messages::ApiKey,
@@ -859,11 +859,26 @@ where
     Req: kafka_protocol::protocol::Encodable,
     Resp: kafka_protocol::protocol::Decodable,
 {
+    raw_call_within(addr, api_key, version, req, Duration::from_secs(15))
+}
+
+/// [`raw_call`] with another time limit for the answer.
+pub fn raw_call_within<Req, Resp>(
+    addr: SocketAddr,
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: &Req,
+    timeout: Duration,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
     use std::io::Write;
     let mut body = bytes::BytesMut::new();
     req.encode(&mut body, version).expect("encode request");
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     s.write_all(&raw_frame(api_key as i16, version, 4711, &body))
         .expect("write request");
     let mut resp = raw_read_frame(&mut s).expect("read response");
@@ -917,4 +932,34 @@ pub fn record_batch(records: &[(Option<Vec<u8>>, Vec<u8>)]) -> bytes::BytesMut {
     )
     .expect("encode a record batch");
     buf
+}
+
+/// A Produce request of `records` to partition 0 of `topic`.
+pub fn produce_request(
+    topic: &str,
+    records: bytes::Bytes,
+    acks: i16,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), 0 if unreadable.
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
