@@ -613,9 +613,14 @@ impl GroupCoordinator {
         if let Some(e) = self.not_ready(group_id) {
             return e;
         }
-        let records = {
-            let groups = self.groups.borrow();
-            let Some(g) = groups.get(group_id) else {
+        // The group turns Dead *before* its tombstones are written, as in Kafka's
+        // GroupCoordinator: while the write is in flight a JoinGroup or OffsetCommit for it
+        // gets COORDINATOR_NOT_AVAILABLE (retriable) instead of joining a group that is about
+        // to vanish, or committing an offset that would outlive the tombstones.
+        let now = self.driver.now_ms();
+        let (records, saved) = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(g) = groups.get_mut(group_id) else {
                 return code(E::GroupIdNotFound);
             };
             match g.state() {
@@ -623,19 +628,23 @@ impl GroupCoordinator {
                 GroupState::Empty => {}
                 _ => return code(E::NonEmptyGroup),
             }
-            tombstones(group_id, &g.offsets)
+            let records = tombstones(group_id, &g.offsets);
+            let saved = g.offsets.clone();
+            g.mark_dead(now);
+            (records, saved)
         };
         if let Err(e) = self
             .storage
             .append(self.partition_of(group_id), records)
             .await
         {
+            // Nothing was deleted: the group is back as it was.
+            if let Some(g) = self.groups.borrow_mut().get_mut(group_id) {
+                g.revive_empty(saved, self.driver.now_ms());
+            }
             return map_append_error(e);
         }
-        let now = self.driver.now_ms();
-        if let Some(mut g) = self.groups.borrow_mut().remove(group_id) {
-            g.mark_dead(now);
-        }
+        self.groups.borrow_mut().remove(group_id);
         self.scheduled.borrow_mut().remove(group_id);
         0
     }

@@ -1038,6 +1038,13 @@ impl Group {
     }
 
     /// Marks the group deleted: parked requests are answered, nothing more is accepted.
+    /// Undoes [`Group::mark_dead`] of an Empty group whose deletion could not be written:
+    /// back to Empty with the offsets it had.
+    pub fn revive_empty(&mut self, offsets: OffsetStore, now: i64) {
+        self.offsets = offsets;
+        self.transition(GroupState::Empty, now);
+    }
+
     pub fn mark_dead(&mut self, now: i64) {
         let ids = self.member_ids();
         for id in ids {

@@ -465,6 +465,8 @@ fn snapshot_restores_a_stable_group() {
 struct MemStorage {
     records: RefCell<Vec<(i32, Bytes, Option<Bytes>)>>,
     fail: RefCell<Option<i16>>,
+    /// If set, the next append waits until this fires (a write in flight).
+    gate: RefCell<Option<oneshot::Receiver<()>>>,
 }
 
 impl GroupStorage for Rc<MemStorage> {
@@ -475,6 +477,10 @@ impl GroupStorage for Rc<MemStorage> {
     ) -> LocalFuture<Result<i64, i16>> {
         let me = self.clone();
         Box::pin(async move {
+            let gate = me.gate.borrow_mut().take();
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
             if let Some(e) = *me.fail.borrow() {
                 return Err(e);
             }
@@ -751,4 +757,40 @@ fn a_full_group_refuses_new_members_with_group_max_size_reached() {
     // Members already in the group rejoin as before.
     let _ = g.join(req(&a, &["range"]), 1);
     assert_eq!(g.member_count(), 2);
+}
+
+#[test]
+fn a_group_being_deleted_refuses_joins_and_commits_until_it_is_gone() {
+    let (c, storage, _d) = coordinator();
+    block(c.commit("g", "", None, -1, vec![entry("t", 0, 1)]));
+    for fail in [Some(E::KafkaStorageError.code()), None] {
+        let (release, gate) = oneshot::channel();
+        *storage.gate.borrow_mut() = Some(gate);
+        *storage.fail.borrow_mut() = fail;
+        let mut delete = Box::pin(c.delete_group("g"));
+        // The tombstones are being written: the group is Dead meanwhile.
+        assert!(
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut delete)).is_none()
+        );
+        assert_eq!(c.describe("g").state, "Dead");
+        let commit = block(c.commit("g", "", None, -1, vec![entry("t", 0, 9)]));
+        assert_eq!(commit, vec![E::CoordinatorNotAvailable.code()]);
+        let join = block(c.join("g", req("", &["range"])));
+        assert_eq!(join.error, E::CoordinatorNotAvailable.code());
+        release.send(()).unwrap();
+        let result = block(delete);
+        match fail {
+            // A failed write deletes nothing: the group and its offset are back.
+            Some(code) => {
+                assert_ne!(result, 0, "the failed write ({code}) is reported");
+                assert_eq!(c.describe("g").state, "Empty");
+                let fetched = c.fetch("g", None).unwrap();
+                assert_eq!(fetched.len(), 1);
+            }
+            None => {
+                assert_eq!(result, 0);
+                assert_eq!(c.describe("g").error, E::GroupIdNotFound.code());
+            }
+        }
+    }
 }
