@@ -425,3 +425,23 @@ fn the_metadata_log_is_compacted_at_start_and_keeps_every_topic() {
     b.restart();
     assert_eq!(watermarks(&b.consumer(), "kept-3", 2), vec![(0, 0); 2]);
 }
+
+#[test]
+fn partitions_past_what_the_broker_can_serve_are_refused() {
+    // 50 partitions of __consumer_offsets are there from the start.
+    let b = Broker::start(BrokerOpts::default().set("max.partitions", "100"));
+    let admin = b.admin();
+    assert_eq!(
+        try_create(&admin, "too-many", 60, 1, &[]),
+        Err(RDKafkaErrorCode::InvalidPartitions)
+    );
+    assert_eq!(try_create(&admin, "fits", 40, 1, &[]), Ok(()));
+    let grow = NewPartitions::new("fits", 51);
+    let res = block_on(admin.create_partitions([&grow], &admin_opts())).expect("call");
+    assert!(
+        matches!(&res[0], Err((_, RDKafkaErrorCode::InvalidPartitions))),
+        "{res:?}"
+    );
+    assert_eq!(partition_count(&b, "fits"), 40);
+    assert_eq!(try_create(&admin, "last", 10, 1, &[]), Ok(()));
+}

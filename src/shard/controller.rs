@@ -73,6 +73,32 @@ pub async fn create_topics(specs: Vec<TopicSpec>) -> Vec<TopicOutcome> {
     out
 }
 
+/// Whether `more` partitions fit what this broker can serve: each open partition holds one
+/// descriptor per segment (see `log::sparse_index`), so the open-file limit, less a quarter of it
+/// (at least 1,024) kept for connections, older segments and everything else, bounds the
+/// partitions. `max.partitions` (when lower) is the operator's own bound. A request past the
+/// budget is refused whole, before anything is written: a broker an admin request fills with
+/// partitions would fail at its next start with "Too many open files".
+fn within_partition_budget(more: usize) -> Result<(), String> {
+    let shard = current();
+    let have: usize = shard.with_image(|i| i.topics().map(|t| t.partitions.len()).sum());
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let by_files = nofile.saturating_sub((nofile / 4).max(1024)) as usize;
+    let configured = shard.config.int("max.partitions").max(0) as usize;
+    let budget = by_files.min(configured);
+    if have + more > budget {
+        return Err(format!(
+            "{more} more partitions would make {} on this broker, which can serve {budget} \
+             (open-file limit {nofile}: one descriptor per segment, a quarter kept for \
+             connections; max.partitions {configured})",
+            have + more
+        ));
+    }
+    Ok(())
+}
+
 async fn create_topic(spec: TopicSpec) -> TopicOutcome {
     let shard = current();
     let node_id = shard.config.node_id();
@@ -105,6 +131,9 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
             ResponseError::InvalidPartitions,
             format!("Number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {partitions}."),
         );
+    }
+    if let Err(why) = within_partition_budget(partitions as usize) {
+        return TopicOutcome::error(&name, ResponseError::InvalidPartitions, why);
     }
     let rf = if spec.replication_factor == -1 {
         shard.config.int("default.replication.factor") as i16
@@ -282,6 +311,9 @@ pub async fn create_partitions(
             ResponseError::InvalidPartitions,
             format!("Topic currently has {existing} partitions, {count} would not be an increase (max {MAX_PARTITIONS_PER_TOPIC})."),
         );
+    }
+    if let Err(why) = within_partition_budget((count - existing) as usize) {
+        return TopicOutcome::error(&name, ResponseError::InvalidPartitions, why);
     }
     if let Some(a) = &assignments {
         if a.len() as i32 != count - existing || a.iter().any(|b| b.as_slice() != [node_id]) {
