@@ -105,3 +105,25 @@ fn ten_thousand_partitions_survive_a_restart_and_are_all_served() {
     assert!(fds < total + 2_000, "{fds} descriptors");
     b.assert_running();
 }
+
+#[test]
+fn a_broker_whose_partitions_exceed_its_descriptors_still_starts_and_serves() {
+    // Partitions made under a high limit, then a restart under a limit they cannot all fit:
+    // before, the listener's bind failed with "Too many open files" and the broker exited.
+    let mut b = Broker::start(BrokerOpts::default());
+    b.create_topic("many", 300, &[]);
+    b.create_topic("first", 1, &[]);
+    let mut p = b.producer();
+    p.send("first", Some(0), None, b"kept", None);
+    assert!(p.flush(Duration::from_secs(20))[0].error.is_none());
+    drop(p);
+    b.stop();
+    b.set_nofile(Some(250));
+    b.restart();
+    let log = b.log();
+    assert!(log.contains("is offline"), "some partitions could not open");
+    b.assert_metadata_ok();
+    let fds = open_fds(b.pid());
+    assert!(fds <= 250, "{fds}");
+    b.assert_running();
+}

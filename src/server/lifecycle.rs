@@ -157,7 +157,20 @@ fn mark_ready() {
     }
 }
 
+/// Descriptors held from the start of a shard until its listener is bound, then given back:
+/// opening partitions can exhaust the open-file limit (a data directory made under a higher
+/// limit), and the listener must still get its socket. The partitions that did not open are
+/// offline (KAFKA_STORAGE_ERROR); the broker serves the rest instead of exiting.
+const LISTENER_RESERVE: usize = 16;
+
+fn reserve_descriptors() -> Vec<std::fs::File> {
+    (0..LISTENER_RESERVE)
+        .filter_map(|_| std::fs::File::open("/dev/null").ok())
+        .collect()
+}
+
 async fn run_shard(id: usize, config: BrokerConfig) {
+    let reserve = reserve_descriptors();
     let shard = Rc::new(Shard::new(id, config.clone(), None));
     shard::install(shard.clone());
     let (tx, rx) = oneshot::channel();
@@ -188,6 +201,7 @@ async fn run_shard(id: usize, config: BrokerConfig) {
     }
     // Consumer groups are loaded before this shard accepts clients.
     crate::server::handlers::group_storage::start_shard_groups().await;
+    drop(reserve);
     match config
         .listen()
         .map_err(|e| io::Error::other(e.to_string()))

@@ -36,6 +36,8 @@ pub struct BrokerOpts {
     pub sets: Vec<(String, String)>,
     /// How long a stop may take before the broker is killed and the test fails.
     pub stop_timeout: Duration,
+    /// Start the broker with this open-file limit (soft and hard).
+    pub nofile: Option<u64>,
 }
 
 impl Default for BrokerOpts {
@@ -45,6 +47,7 @@ impl Default for BrokerOpts {
             data_dir: None,
             sets: Vec::new(),
             stop_timeout: STOP_TIMEOUT,
+            nofile: None,
         }
     }
 }
@@ -56,6 +59,10 @@ impl BrokerOpts {
     }
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+    pub fn nofile(mut self, limit: Option<u64>) -> Self {
+        self.nofile = limit;
         self
     }
     pub fn stop_timeout(mut self, d: Duration) -> Self {
@@ -220,6 +227,20 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if let Some(limit) = self.opts.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit (a system call) runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NOFILE,
+                        limit,
+                        limit,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
         let child = cmd.spawn().expect("spawn shardlog");
         self.child = Some(child);
         let r = self.wait_ready();
@@ -369,6 +390,11 @@ impl Broker {
 
     /// Start again on the same data dir and port (the process must be stopped or killed first;
     /// a still-running one is stopped with SIGTERM).
+    /// The open-file limit of the broker's next starts (see [`BrokerOpts::nofile`]).
+    pub fn set_nofile(&mut self, limit: Option<u64>) {
+        self.opts.nofile = limit;
+    }
+
     pub fn restart(&mut self) {
         if self.child.is_some() {
             self.stop();
