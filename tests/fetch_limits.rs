@@ -79,14 +79,57 @@ fn response_respects_max_bytes_and_repeated_partitions_stay_bounded() {
     let tiny = sizes(&fetch(&broker, &[0, 1], 100, 100));
     assert!(tiny[0] > 10_000 && tiny[1] == 0, "{tiny:?}");
 
-    // One partition named 5,000 times with a 1 MB budget: answered, bounded, broker fine.
+    // One partition named 5,000 times with a 1 MB budget: merged into one, as Kafka collects a
+    // fetch's partitions into a map; answered, bounded, broker fine.
     let repeated = vec![0; 5_000];
     let resp = fetch(&broker, &repeated, 1_000_000, 1_000_000);
     let total: usize = sizes(&resp).iter().sum();
-    assert_eq!(sizes(&resp).len(), 5_000);
+    assert_eq!(sizes(&resp).len(), 1);
     assert!(
         total <= 2 * 1_000_000 + 10_200,
         "repeated fetch returned {total} bytes"
     );
     broker.assert_metadata_ok();
+}
+
+#[test]
+fn a_partition_named_twice_is_read_once_at_its_last_offset() {
+    let broker = Broker::start(BrokerOpts::default());
+    broker.create_topic(TOPIC, 1, &[]);
+    let mut p = broker.producer_with(&[("linger.ms", "0")]);
+    for _ in 0..20 {
+        p.send(TOPIC, Some(0), None, b"v", None);
+        assert!(p
+            .flush(Duration::from_secs(20))
+            .iter()
+            .all(|d| d.error.is_none()));
+    }
+    let part = |offset| {
+        let mut fp = FetchPartition::default();
+        fp.partition = 0;
+        fp.fetch_offset = offset;
+        fp.partition_max_bytes = 1 << 20;
+        fp
+    };
+    let topic = |parts| {
+        let mut t = FetchTopic::default();
+        t.topic = TopicName(StrBytes::from_static_str(TOPIC));
+        t.partitions = parts;
+        t
+    };
+    let mut req = FetchRequest::default();
+    req.max_wait_ms = 0;
+    req.min_bytes = 1;
+    req.max_bytes = 1 << 20;
+    // Twice in one topic entry, then once more under a repeated topic entry.
+    req.topics = vec![topic(vec![part(0), part(5)]), topic(vec![part(10)])];
+    let resp: FetchResponse = raw_call(broker.addr(), ApiKey::Fetch, 12, &req);
+    assert_eq!(resp.responses.len(), 1);
+    assert_eq!(resp.responses[0].partitions.len(), 1);
+    let records = resp.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    let first = shardlog::log::batch::BatchHeader::parse(&records).expect("a batch");
+    assert_eq!(first.base_offset, 10, "read at the last mention's offset");
 }

@@ -32,7 +32,10 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
     let shard = shard::current();
     // Fetch v13+ names topics by id; resolve ids to names once, here.
     let mut topics: Vec<(TopicName, uuid::Uuid, Option<String>)> = Vec::new();
-    let mut wants = Vec::new();
+    let mut wants: Vec<Want> = Vec::new();
+    // Kafka collects a fetch's partitions into a map: a partition named twice is read once, at
+    // its first place, with the offset and limit of its last mention, and answered once.
+    let mut seen: std::collections::HashMap<(String, uuid::Uuid, i32), usize> = Default::default();
     for t in &req.topics {
         let resolved = if version >= 13 {
             shard.with_image(|i| i.topic_by_id(&t.topic_id).map(|m| m.name.clone()))
@@ -42,14 +45,27 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
         let topic_index = topics.len();
         topics.push((t.topic.clone(), t.topic_id, resolved));
         for p in &t.partitions {
-            wants.push(Want {
+            let want = Want {
                 topic_index,
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-            });
+            };
+            let key = (t.topic.0.to_string(), t.topic_id, p.partition);
+            match seen.get(&key) {
+                Some(&i) => {
+                    wants[i].offset = want.offset;
+                    wants[i].max_bytes = want.max_bytes;
+                }
+                None => {
+                    seen.insert(key, wants.len());
+                    wants.push(want);
+                }
+            }
         }
     }
+    // Answers follow the order of `wants`, grouped under their topic entry.
+    wants.sort_by_key(|w| w.topic_index);
     // Kafka caps a fetch response with the broker's `fetch.max.bytes` (55 MiB by default), so a
     // client asking for i32::MAX cannot make us buffer gigabytes.
     let response_max = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
@@ -98,6 +114,10 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
         let mut t = FetchableTopicResponse::default();
         t.topic = name;
         t.topic_id = id;
+        if wants.peek().is_none_or(|w| w.topic_index != i) {
+            // Every partition of this entry was named again under an earlier one.
+            continue;
+        }
         while wants.peek().is_some_and(|w| w.topic_index == i) {
             let Some(w) = wants.next() else { break };
             let o = outcomes.next().unwrap_or_default();
