@@ -246,7 +246,9 @@ impl PartitionLog {
             match producer_state::write_snapshot(dir, &loaded.state).await {
                 Ok(_) => {
                     dir_dirty = true;
-                    if let Err(e) = producer_state::prune_snapshots(dir, start, SNAPSHOTS_TO_KEEP) {
+                    if let Err(e) =
+                        producer_state::prune_snapshots(dir, start, SNAPSHOTS_TO_KEEP).await
+                    {
                         tracing::warn!(error = %e, "could not prune producer snapshots");
                     }
                 }
@@ -646,7 +648,9 @@ impl PartitionLog {
             &self.dir,
             self.log_start_offset.get(),
             SNAPSHOTS_TO_KEEP,
-        ) {
+        )
+        .await
+        {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not prune producer snapshots");
         }
     }
@@ -935,7 +939,9 @@ impl PartitionLog {
                 &self.dir,
                 self.log_start_offset.get(),
                 SNAPSHOTS_TO_KEEP,
-            ) {
+            )
+            .await
+            {
                 tracing::warn!(error = %e, "could not delete old producer snapshots");
                 first_err.get_or_insert(e);
             }

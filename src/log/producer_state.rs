@@ -601,8 +601,8 @@ fn snapshot_tmp_path(dir: &Path, offset: i64) -> PathBuf {
 }
 
 /// Offsets of the snapshot files in `dir`, ascending. Leftover `.snapshot.tmp` files (a crash
-/// while writing one) are removed. Blocking `std::fs`: runs at open and after a roll or
-/// retention, never per append.
+/// while writing one) are removed. Blocking `std::fs`: shards call it through the blocking pool
+/// ([`load`], [`prune_snapshots`]).
 pub fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -660,13 +660,19 @@ pub async fn write_snapshot(dir: &Path, state: &ProducerStateManager) -> Result<
         return Err(e.into());
     }
     let path = snapshot_path(dir, offset);
-    std::fs::rename(&tmp, &path)?;
+    crate::runtime::file::rename(&tmp, &path).await?;
     Ok(path)
 }
 
-/// Delete snapshots outside `[keep_from, ..]` and all but the newest `keep` of the rest.
-/// Returns whether anything was deleted.
-pub fn prune_snapshots(dir: &Path, keep_from: i64, keep: usize) -> Result<bool, LogError> {
+/// Delete snapshots outside `[keep_from, ..]` and all but the newest `keep` of the rest, on the
+/// blocking-thread pool (a directory listing has no io_uring form). Returns whether anything
+/// was deleted.
+pub async fn prune_snapshots(dir: &Path, keep_from: i64, keep: usize) -> Result<bool, LogError> {
+    let dir = dir.to_path_buf();
+    crate::runtime::file::blocking(move || prune_snapshots_now(&dir, keep_from, keep)).await
+}
+
+fn prune_snapshots_now(dir: &Path, keep_from: i64, keep: usize) -> Result<bool, LogError> {
     let snaps = list_snapshots(dir)?;
     let in_range: Vec<i64> = snaps.iter().copied().filter(|o| *o >= keep_from).collect();
     let newest_kept = &in_range[in_range.len().saturating_sub(keep)..];
@@ -705,13 +711,17 @@ pub async fn load(
     let mut deleted_files = false;
     let mut state = None;
     let mut snapshot = None;
-    for offset in list_snapshots(dir)?.into_iter().rev() {
+    let listed = {
+        let dir = dir.to_path_buf();
+        crate::runtime::file::blocking(move || list_snapshots(&dir)).await?
+    };
+    for offset in listed.into_iter().rev() {
         if offset > log_end || offset < log_start {
             // Past the end: the log lost a tail after the snapshot was taken, and later
             // appends would make it lie. Before the start: the batches it needs are gone.
             tracing::info!(dir = %dir.display(), offset, log_start, log_end,
                 "deleting producer snapshot outside the log");
-            delete_snapshot(dir, offset)?;
+            crate::runtime::file::remove_file(&snapshot_path(dir, offset)).await?;
             deleted_files = true;
             continue;
         }
@@ -719,7 +729,11 @@ pub async fn load(
             continue;
         }
         let path = snapshot_path(dir, offset);
-        let decoded = std::fs::read(&path)
+        let read = {
+            let path = path.clone();
+            crate::runtime::file::blocking(move || std::fs::read(path)).await
+        };
+        let decoded = read
             .map_err(|e| e.to_string())
             .and_then(|b| ProducerStateManager::decode_snapshot(&b))
             .and_then(|s| {
@@ -737,7 +751,7 @@ pub async fn load(
             Err(reason) => {
                 tracing::warn!(path = %path.display(), reason,
                     "unreadable producer snapshot; deleting it and rebuilding from the log");
-                delete_snapshot(dir, offset)?;
+                crate::runtime::file::remove_file(&path).await?;
                 deleted_files = true;
             }
         }

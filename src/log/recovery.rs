@@ -37,8 +37,8 @@ pub const CLEAN_SHUTDOWN_MARKER: &str = ".shardlog_clean_shutdown";
 /// Base offsets of the segments in `dir`, ascending. Index files without a `.log` are
 /// orphans (a crash during deletion) and are removed; unknown files are ignored.
 ///
-/// Uses `std::fs`: a directory listing has no io_uring equivalent in glommio, and it runs only
-/// when a partition is opened.
+/// Uses `std::fs` (a directory listing has no io_uring equivalent in glommio): call it on the
+/// blocking pool, as [`recover`] does through [`list_segments`].
 pub fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
@@ -172,6 +172,21 @@ fn file_age_base_ms(path: &Path, now_ms: i64) -> i64 {
         .unwrap_or(now_ms)
 }
 
+/// The segments of `dir` (base offset, age base for `segment.ms`), listed on the blocking-thread
+/// pool: `read_dir` and `stat` would otherwise stall the shard, and partitions are opened while
+/// it serves others (CreateTopics, CreatePartitions).
+async fn list_segments(dir: &Path, now_ms: i64) -> Result<Vec<(i64, i64)>, LogError> {
+    let dir = dir.to_path_buf();
+    crate::runtime::file::blocking(move || {
+        let bases = list_segment_bases(&dir)?;
+        Ok(bases
+            .into_iter()
+            .map(|b| (b, file_age_base_ms(&segment_paths(&dir, b).0, now_ms)))
+            .collect())
+    })
+    .await
+}
+
 /// Open and recover every segment of `dir`. Returns the segments in base-offset order (at
 /// least one: an empty log gets segment 0 — or `first_base` if given).
 pub(crate) async fn recover(
@@ -180,15 +195,15 @@ pub(crate) async fn recover(
     index_interval_bytes: u32,
     now_ms: i64,
 ) -> Result<Vec<Segment>, LogError> {
-    let bases = list_segment_bases(dir)?;
+    let listed = list_segments(dir, now_ms).await?;
+    let bases: Vec<i64> = listed.iter().map(|(b, _)| *b).collect();
     let mut out: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
     let mut i = 0;
     while i < bases.len() {
-        let base = bases[i];
+        let (base, age_base) = listed[i];
         let is_last = i + 1 == bases.len();
         let seg = Segment::open_files(dir, base).await?;
         let file_size = seg.size();
-        let age_base = file_age_base_ms(seg.log_path(), now_ms);
 
         // Sanity checks; a failing one means a full rebuild of both indexes.
         let mut sane = match (seg.index.sane(file_size), seg.time_index.sane()) {
@@ -338,11 +353,8 @@ pub(crate) async fn recover(
                     tracing::warn!(segment = later, "removing segment after a truncated one");
                     let (l, x, t) = segment_paths(dir, *later);
                     for p in [l, x, t] {
-                        if let Err(e) = std::fs::remove_file(&p) {
-                            if e.kind() != std::io::ErrorKind::NotFound {
-                                return Err(e.into());
-                            }
-                        }
+                        // io_uring unlink; an absent file counts as removed.
+                        crate::runtime::file::remove_file(&p).await?;
                     }
                 }
                 out.push(seg);

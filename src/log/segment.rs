@@ -5,7 +5,8 @@ use crate::log::error::LogError;
 use crate::log::offset_index::OffsetIndex;
 use crate::log::record_walk::find_record;
 use crate::log::time_index::TimeIndex;
-use crate::runtime::file::{FileSlice, LogFile};
+use crate::runtime::file::FileSlice;
+use crate::runtime::file_cache::CachedFile;
 use bytes::Bytes;
 use std::cell::Cell;
 use std::io;
@@ -58,7 +59,8 @@ pub(crate) enum ScanEnd {
 #[derive(Debug)]
 pub struct Segment {
     base_offset: i64,
-    log: LogFile,
+    /// Opened on demand under the shard's descriptor budget (see `runtime::file_cache`).
+    log: CachedFile,
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
     size: Cell<u64>,
@@ -102,7 +104,7 @@ impl Segment {
     /// trust (see `recovery.rs`).
     pub(crate) async fn open_files(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
-        let log = LogFile::open(&log_path).await?;
+        let log = CachedFile::create(&log_path).await?;
         let size = log.file_size().await?;
         let index = OffsetIndex::open(&index_path, base_offset).await?;
         let time_index = TimeIndex::open(&time_path, base_offset).await?;
@@ -507,7 +509,7 @@ impl Segment {
         let Some((pos, first)) = self.find_batch(offset, size).await? else {
             return Ok(None);
         };
-        let fd = self.log.shared_fd()?;
+        let fd = self.log.shared_fd().await?;
         let slice = |len: usize| Some(FileSlice { fd, pos, len });
         if first.base_offset >= upper_bound {
             return Ok(slice(0));

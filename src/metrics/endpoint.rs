@@ -155,6 +155,20 @@ pub fn local_snapshot() -> ShardSnapshot {
         "shardlog_log_size_bytes",
         Value::Gauge(logs.iter().map(|l| l.size_bytes()).sum::<u64>() as f64),
     );
+    let files = runtime::file_cache::stats();
+    snap.push("shardlog_log_open_files", Value::Gauge(files.open as f64));
+    snap.push(
+        "shardlog_log_open_files_max",
+        Value::Gauge(files.budget as f64),
+    );
+    snap.push(
+        "shardlog_log_file_opens_total",
+        Value::Counter(files.opened),
+    );
+    snap.push(
+        "shardlog_log_file_evictions_total",
+        Value::Counter(files.evicted),
+    );
     snap.push(
         "shardlog_timer_tasks",
         Value::Gauge(shard.timer.len() as f64),

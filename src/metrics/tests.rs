@@ -69,6 +69,8 @@ fn full_snapshot(shard: usize) -> ShardSnapshot {
         "shardlog_log_size_bytes",
         "shardlog_timer_tasks",
         "shardlog_fetch_waiters",
+        "shardlog_log_open_files",
+        "shardlog_log_open_files_max",
         "shardlog_cross_shard_calls_in_flight",
         "shardlog_cross_shard_jobs_running",
     ] {
@@ -77,6 +79,8 @@ fn full_snapshot(shard: usize) -> ShardSnapshot {
     for name in [
         "shardlog_log_syncs_total",
         "shardlog_acks_all_appends_total",
+        "shardlog_log_file_opens_total",
+        "shardlog_log_file_evictions_total",
         "shardlog_cross_shard_calls_total",
         "shardlog_cross_shard_jobs_total",
     ] {

@@ -148,6 +148,21 @@ impl LogFile {
         })
     }
 
+    /// Open the existing file at `path` for reading and writing (NotFound if it is absent).
+    pub async fn open_existing(path: &Path) -> io::Result<LogFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .buffered_open(path)
+            .await
+            .map_err(|e| io_err("open", path, e))?;
+        Ok(LogFile {
+            file,
+            path: path.to_path_buf(),
+            shared_fd: std::cell::RefCell::new(std::sync::Weak::new()),
+        })
+    }
+
     /// The path this file was opened with.
     pub fn path(&self) -> &Path {
         &self.path

@@ -9,6 +9,7 @@
 pub mod budget;
 pub mod executor;
 pub mod file;
+pub mod file_cache;
 pub mod iovec;
 pub mod mesh;
 pub mod net;

@@ -35,8 +35,8 @@ fn fail(msg: String) {
     request_shutdown();
 }
 
-/// Every partition keeps three files open per segment; the usual soft limit of 1024 descriptors
-/// runs out at a few hundred partitions. Raise the soft limit to the hard limit, as Kafka's
+/// Connections and open segment files need descriptors; the usual soft limit of 1024 would leave
+/// little for either. Raise the soft limit to the hard limit, as Kafka's
 /// packaging does with `ulimit -n` (best effort: an unprivileged process may keep what it has).
 fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -169,8 +169,25 @@ fn reserve_descriptors() -> Vec<std::fs::File> {
         .collect()
 }
 
+/// Segment files one shard keeps open (`log.open.files.max`, split among the shards; by default
+/// half the open-file limit, the other half for connections, index files being written and
+/// zero-copy fetches in flight).
+fn segment_file_budget(config: &BrokerConfig) -> usize {
+    let configured = config.int("log.open.files.max");
+    let total = if configured > 0 {
+        configured as u64
+    } else {
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024)
+            / 2
+    };
+    (total as usize / runtime::shard_count().max(1)).max(16)
+}
+
 async fn run_shard(id: usize, config: BrokerConfig) {
     let reserve = reserve_descriptors();
+    runtime::file_cache::set_budget(segment_file_budget(&config));
     let shard = Rc::new(Shard::new(id, config.clone(), None));
     shard::install(shard.clone());
     let (tx, rx) = oneshot::channel();

@@ -4,8 +4,11 @@
 //! on shard 0 and then on every other shard before the caller is answered — so a client that sees
 //! its CreateTopics succeed can produce through any connection, whatever shard accepted it.
 //!
-//! Validation, the log append and the start of shard 0's apply happen without an await in between,
-//! so two concurrent requests for the same name cannot both pass validation.
+//! Changes are serialized: each operation holds the controller lock from its validation until
+//! every shard has applied it, so two concurrent requests for one name cannot both pass
+//! validation, and a delete has renamed a topic's directories before a create of the same name
+//! can run. Holding it across awaits is what lets the metadata log's write and fdatasync run on
+//! the blocking-thread pool instead of stalling shard 0's clients.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,10 +22,20 @@ use crate::config::{validate_topic_configs, ConfigError};
 use crate::metadata::placement::place;
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::{MetadataImage, MetadataRecord, TopicMeta};
+use crate::runtime::file::{blocking, SerialLock};
 use crate::runtime::{shard_count, submit_to};
 
 /// The shard that owns metadata.
 pub const CONTROLLER_SHARD: usize = 0;
+
+thread_local! {
+    static CONTROLLER_LOCK: std::rc::Rc<SerialLock> = std::rc::Rc::new(SerialLock::new());
+}
+
+/// The lock every metadata change holds from validation to its last shard's apply.
+fn controller_lock() -> std::rc::Rc<SerialLock> {
+    CONTROLLER_LOCK.with(|l| l.clone())
+}
 
 /// Kafka's limit on partitions per CreateTopics/CreatePartitions call is the broker's memory; we
 /// cap one topic at this many partitions so a request cannot make us open millions of files.
@@ -73,33 +86,58 @@ pub async fn create_topics(specs: Vec<TopicSpec>) -> Vec<TopicOutcome> {
     out
 }
 
-/// Whether `more` partitions fit what this broker can serve: each open partition holds one
-/// descriptor per segment (see `log::sparse_index`), so the open-file limit, less a quarter of it
-/// (at least 1,024) kept for connections, older segments and everything else, bounds the
-/// partitions. `max.partitions` (when lower) is the operator's own bound. A request past the
-/// budget is refused whole, before anything is written: a broker an admin request fills with
-/// partitions would fail at its next start with "Too many open files".
+/// Memory one partition may take, for the budget below: its log, segment and metadata structures,
+/// idle producer state and index entries (measured ~5 KiB at 50,000 partitions, see bench/README
+/// "partitions at scale"), with room for the active segment's index and producer ids in use.
+const BYTES_PER_PARTITION: u64 = 64 * 1024;
+
+/// Whether `more` partitions fit what this broker can serve. Descriptors no longer bound it
+/// (segment files are opened on demand under `log.open.files.max`, see `runtime::file_cache`);
+/// memory does: at most one partition per [`BYTES_PER_PARTITION`] of physical memory.
+/// `max.partitions` (when lower) is the operator's own bound. A request past the budget is
+/// refused whole, before anything is written.
 fn within_partition_budget(more: usize) -> Result<(), String> {
     let shard = current();
     let have: usize = shard.with_image(|i| i.topics().map(|t| t.partitions.len()).sum());
-    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    let by_files = nofile.saturating_sub((nofile / 4).max(1024)) as usize;
+    let memory = physical_memory_bytes();
+    let by_memory = (memory / BYTES_PER_PARTITION) as usize;
     let configured = shard.config.int("max.partitions").max(0) as usize;
-    let budget = by_files.min(configured);
+    let budget = by_memory.min(configured);
     if have + more > budget {
         return Err(format!(
             "{more} more partitions would make {} on this broker, which can serve {budget} \
-             (open-file limit {nofile}: one descriptor per segment, a quarter kept for \
-             connections; max.partitions {configured})",
-            have + more
+             (max.partitions {configured}; {} MiB of memory at {} KiB per partition)",
+            have + more,
+            memory >> 20,
+            BYTES_PER_PARTITION >> 10
         ));
     }
     Ok(())
 }
 
+/// Physical memory of the machine (`sysconf`); 1 GiB if it cannot be read.
+fn physical_memory_bytes() -> u64 {
+    // SAFETY: `sysconf` reads system constants; no memory is passed.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(page)) {
+        (Ok(p), Ok(s)) if p > 0 && s > 0 => p.saturating_mul(s),
+        _ => 1 << 30,
+    }
+}
+
 async fn create_topic(spec: TopicSpec) -> TopicOutcome {
+    let lock = controller_lock();
+    let _serial = match lock.lock().await {
+        Ok(g) => g,
+        Err(e) => {
+            return TopicOutcome::error(&spec.name, ResponseError::KafkaStorageError, e.to_string())
+        }
+    };
     let shard = current();
     let node_id = shard.config.node_id();
     let name = spec.name.clone();
@@ -185,11 +223,6 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
     }
     let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
     let shards = place(&mut counts, partitions as usize);
-    // A directory left by an earlier topic of this name (deleted, but the broker died before its
-    // shards removed the files) must not become the new topic's log.
-    if let Err(e) = remove_leftover_dirs(&shard.config.data_dir(), &name, partitions) {
-        return TopicOutcome::error(&name, ResponseError::KafkaStorageError, e);
-    }
     let topic = TopicMeta {
         name: name.clone(),
         id,
@@ -203,25 +236,6 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
 }
 
 /// Removes `<data>/<topic>-<p>` directories for a topic that does not exist (yet).
-fn remove_leftover_dirs(
-    data_dir: &std::path::Path,
-    topic: &str,
-    partitions: i32,
-) -> Result<(), String> {
-    for p in 0..partitions {
-        let dir = data_dir.join(format!("{topic}-{p}"));
-        if dir.exists() {
-            tracing::warn!(
-                "removing leftover data of a deleted topic: {}",
-                dir.display()
-            );
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| format!("removing {}: {e}", dir.display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Which topic to delete.
 #[derive(Debug, Clone)]
 pub enum DeleteTarget {
@@ -233,7 +247,9 @@ pub enum DeleteTarget {
 pub async fn delete_topics(targets: Vec<DeleteTarget>) -> Vec<TopicOutcome> {
     let shard = current();
     let mut out = Vec::with_capacity(targets.len());
+    let lock = controller_lock();
     for target in targets {
+        let _serial = lock.lock().await;
         let found = shard.with_image(|i| match &target {
             DeleteTarget::Name(n) => i.topic(n).map(|t| (t.name.clone(), t.id)),
             DeleteTarget::Id(id) => i.topic_by_id(id).map(|t| (t.name.clone(), t.id)),
@@ -286,6 +302,8 @@ pub async fn create_partitions(
     assignments: Option<Vec<Vec<i32>>>,
     validate_only: bool,
 ) -> TopicOutcome {
+    let lock = controller_lock();
+    let _serial = lock.lock().await;
     let shard = current();
     let node_id = shard.config.node_id();
     if name == crate::group::OFFSETS_TOPIC {
@@ -487,6 +505,8 @@ pub async fn alter_topic_configs(
     change: ConfigChange,
     validate_only: bool,
 ) -> Result<(), ConfigRefusal> {
+    let lock = controller_lock();
+    let _serial = lock.lock().await;
     let shard = current();
     let Some(current_configs) = shard.with_image(|i| i.topic(&name).map(|t| t.configs.clone()))
     else {
@@ -532,40 +552,41 @@ pub async fn allocate_producer_id() -> Result<i64, String> {
         shard.producer_ids.set((next + 1, end));
         return Ok(next);
     }
-    let new_end = end + PRODUCER_ID_BLOCK;
-    shard.producer_ids.set((end + 1, new_end));
-    let record = MetadataRecord::ProducerIdBlock { end: new_end };
-    if let Err(e) = commit_local(&record) {
-        shard.producer_ids.set((next, end));
-        return Err(e);
+    // The block is used up: reserve the next one, durably, before handing out any id of it.
+    // Callers arriving meanwhile wait here and then take ids from the new block.
+    let lock = controller_lock();
+    let _serial = lock.lock().await;
+    let (next, end) = shard.producer_ids.get();
+    if next < end {
+        shard.producer_ids.set((next + 1, end));
+        return Ok(next);
     }
+    let new_end = end + PRODUCER_ID_BLOCK;
+    persist(vec![MetadataRecord::ProducerIdBlock { end: new_end }]).await?;
+    shard.producer_ids.set((end + 1, new_end));
     Ok(end)
 }
 
-/// Persists a record that only shard 0 needs (no broadcast).
-fn commit_local(record: &MetadataRecord) -> Result<(), String> {
+/// Appends records to the metadata log, written and fdatasync-ed on the blocking-thread pool.
+/// The caller holds the controller lock, so no other change uses the store meanwhile.
+async fn persist(records: Vec<MetadataRecord>) -> Result<(), String> {
     let shard = current();
-    let mut store = shard.store.borrow_mut();
-    let store = store
-        .as_mut()
-        .ok_or("metadata changes must run on shard 0")?;
-    store
-        .append(std::slice::from_ref(record))
-        .map_err(|e| format!("metadata log: {e}"))
+    let Some(mut store) = shard.store.borrow_mut().take() else {
+        return Err("metadata changes must run on shard 0".to_string());
+    };
+    let (store, written) = blocking(move || {
+        let r = store.append(&records);
+        (store, r)
+    })
+    .await;
+    *shard.store.borrow_mut() = Some(store);
+    written.map_err(|e| format!("metadata log: {e}"))
 }
 
 /// Persists a record, then applies it on shard 0 and on every other shard.
 async fn commit(record: MetadataRecord) -> Result<(), String> {
     let shard = current();
-    {
-        let mut store = shard.store.borrow_mut();
-        let store = store
-            .as_mut()
-            .ok_or("metadata changes must run on shard 0")?;
-        store
-            .append(std::slice::from_ref(&record))
-            .map_err(|e| format!("metadata log: {e}"))?;
-    }
+    persist(vec![record.clone()]).await?;
     // Shard 0 first: its image changes on the first poll, before any other request can run.
     shard.apply(&record).await.map_err(|e| e.to_string())?;
     broadcast(vec![record], false).await
@@ -602,8 +623,9 @@ const METADATA_COMPACT_SLACK: usize = 1_000;
 pub async fn bootstrap() -> io::Result<()> {
     let shard = current();
     let replayed = {
+        let data_dir = shard.config.data_dir();
         let (store, records) =
-            crate::metadata::store::MetadataStore::open(&shard.config.data_dir())?;
+            blocking(move || crate::metadata::store::MetadataStore::open(&data_dir)).await?;
         *shard.store.borrow_mut() = Some(store);
         records
     };
@@ -634,9 +656,9 @@ pub async fn bootstrap() -> io::Result<()> {
         }
     }
     if !new_records.is_empty() {
-        if let Some(store) = shard.store.borrow_mut().as_mut() {
-            store.append(&new_records)?;
-        }
+        persist(new_records.clone())
+            .await
+            .map_err(io::Error::other)?;
         for r in &new_records {
             image.apply(r);
         }
@@ -672,8 +694,16 @@ pub async fn bootstrap() -> io::Result<()> {
     // deletes). Before any other change can be committed.
     let snapshot_records = image.snapshot_records();
     if replayed.len() + new_records.len() > 2 * snapshot_records.len() + METADATA_COMPACT_SLACK {
-        if let Some(store) = shard.store.borrow_mut().as_mut() {
-            store.rewrite(&snapshot_records)?;
+        let taken = shard.store.borrow_mut().take();
+        if let Some(mut store) = taken {
+            let records = snapshot_records.clone();
+            let (store, rewritten) = blocking(move || {
+                let r = store.rewrite(&records);
+                (store, r)
+            })
+            .await;
+            *shard.store.borrow_mut() = Some(store);
+            rewritten?;
         }
         tracing::info!(
             "metadata log compacted from {} records to {}",
