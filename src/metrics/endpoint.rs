@@ -15,12 +15,10 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::registry;
-use super::snapshot::{render, ShardSnapshot, Value};
+use super::snapshot::{render, ShardSnapshot};
 use crate::config::BrokerConfig;
 use crate::runtime::net::{Conn, Listener};
 use crate::runtime::{self, sleep, submit_to};
-use crate::shard;
 
 /// Largest request head we read; anything longer is answered 404 and closed.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -29,11 +27,15 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A shard that does not answer within this long is left out of the scrape.
 const SHARD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a scrape runs on each shard (on that shard's thread): its registry plus the gauges of
+/// its state. Given by the caller, so this module needs nothing from the layers above it.
+pub type LocalSnapshot = fn() -> ShardSnapshot;
+
 /// Starts the endpoint if `metrics.listen` is set; call on shard 0 once it accepts Kafka clients.
-pub fn start_configured(config: &BrokerConfig) {
+pub fn start_configured(config: &BrokerConfig, local: LocalSnapshot) {
     match config.metrics_listen() {
         Ok(None) => tracing::info!("metrics endpoint disabled (metrics.listen is empty)"),
-        Ok(Some(addr)) => match start(addr) {
+        Ok(Some(addr)) => match start(addr, local) {
             Ok(local) => tracing::info!("metrics: Prometheus text on http://{local}/metrics"),
             Err(e) => tracing::error!(
                 "metrics endpoint not started, the broker runs without it: {e} (set metrics.listen to a free HOST:PORT, or empty to disable)"
@@ -45,17 +47,17 @@ pub fn start_configured(config: &BrokerConfig) {
 
 /// Binds `addr` and serves scrapes on the current shard (call on shard 0 only). Returns the bound
 /// address (useful with port 0), or the bind error.
-pub fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+pub fn start(addr: SocketAddr, local: LocalSnapshot) -> std::io::Result<SocketAddr> {
     let listener = Listener::bind_exclusive(addr)?;
-    let local = listener.local_addr()?;
-    runtime::spawn(accept_loop(listener));
-    Ok(local)
+    let bound = listener.local_addr()?;
+    runtime::spawn(accept_loop(listener, local));
+    Ok(bound)
 }
 
-async fn accept_loop(listener: Listener) {
+async fn accept_loop(listener: Listener, local: LocalSnapshot) {
     loop {
         match listener.accept().await {
-            Ok(conn) => runtime::spawn(serve(conn)),
+            Ok(conn) => runtime::spawn(serve(conn, local)),
             Err(e) => {
                 tracing::warn!("metrics endpoint: accept failed: {e}");
                 sleep(Duration::from_millis(50)).await;
@@ -64,7 +66,7 @@ async fn accept_loop(listener: Listener) {
     }
 }
 
-async fn serve(mut conn: Conn) {
+async fn serve(mut conn: Conn, local: LocalSnapshot) {
     let head = futures_lite::future::or(async { Some(read_head(&mut conn).await) }, async {
         sleep(READ_TIMEOUT).await;
         None
@@ -73,7 +75,7 @@ async fn serve(mut conn: Conn) {
     let Some(Ok(head)) = head else { return };
     let response = match route(&head) {
         Route::Metrics => {
-            let body = render(&gather().await);
+            let body = render(&gather(local).await);
             http_response("200 OK", "text/plain; version=0.0.4; charset=utf-8", &body)
         }
         Route::NotFound => {
@@ -125,9 +127,9 @@ fn http_response(status: &str, content_type: &str, body: &str) -> String {
 
 /// Collects every shard's snapshot, in shard order; a shard that does not answer in time is left
 /// out (and logged) rather than stalling the scrape.
-pub async fn gather() -> Vec<ShardSnapshot> {
+pub async fn gather(local: LocalSnapshot) -> Vec<ShardSnapshot> {
     let calls = (0..runtime::shard_count()).map(|s| async move {
-        let call = async { submit_to(s, || async { local_snapshot() }).await.ok() };
+        let call = async { submit_to(s, move || async move { local() }).await.ok() };
         let timeout = async {
             sleep(SHARD_TIMEOUT).await;
             None
@@ -139,70 +141,6 @@ pub async fn gather() -> Vec<ShardSnapshot> {
         r
     });
     join_all(calls).await.into_iter().flatten().collect()
-}
-
-/// This shard's snapshot: its registry plus gauges read from the shard's state.
-pub fn local_snapshot() -> ShardSnapshot {
-    let id = runtime::shard_id();
-    let mut snap = registry::read(|m| m.snapshot(id)).unwrap_or(ShardSnapshot {
-        shard: id,
-        samples: Vec::new(),
-    });
-    let shard = shard::current();
-    let logs = shard.logs();
-    snap.push("shardlog_partitions", Value::Gauge(logs.len() as f64));
-    snap.push(
-        "shardlog_log_size_bytes",
-        Value::Gauge(logs.iter().map(|l| l.size_bytes()).sum::<u64>() as f64),
-    );
-    let files = runtime::file_cache::stats();
-    snap.push("shardlog_log_open_files", Value::Gauge(files.open as f64));
-    snap.push(
-        "shardlog_log_open_files_max",
-        Value::Gauge(files.budget as f64),
-    );
-    snap.push(
-        "shardlog_log_file_opens_total",
-        Value::Counter(files.opened),
-    );
-    snap.push(
-        "shardlog_log_file_evictions_total",
-        Value::Counter(files.evicted),
-    );
-    snap.push(
-        "shardlog_timer_tasks",
-        Value::Gauge(shard.timer.len() as f64),
-    );
-    snap.push(
-        "shardlog_fetch_waiters",
-        Value::Gauge(shard.waiters.pending_waiters() as f64),
-    );
-    snap.push(
-        "shardlog_log_syncs_total",
-        Value::Counter(shard.waiters.syncs.get()),
-    );
-    snap.push(
-        "shardlog_acks_all_appends_total",
-        Value::Counter(shard.waiters.acks_all_appends.get()),
-    );
-    let mesh = runtime::mesh_stats();
-    snap.push(
-        "shardlog_cross_shard_calls_total",
-        Value::Counter(mesh.calls_sent),
-    );
-    snap.push(
-        "shardlog_cross_shard_calls_in_flight",
-        Value::Gauge(mesh.calls_in_flight as f64),
-    );
-    snap.push(
-        "shardlog_cross_shard_jobs_total",
-        Value::Counter(mesh.jobs_received),
-    );
-    snap.push(
-        "shardlog_cross_shard_jobs_running",
-        Value::Gauge(mesh.jobs_running as f64),
-    );
-    snap
 }
 
 #[cfg(test)]

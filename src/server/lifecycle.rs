@@ -236,7 +236,7 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         Err(e) => fail(format!("shard {id}: {e}")),
     }
     if id == 0 {
-        crate::metrics::endpoint::start_configured(&config);
+        crate::metrics::endpoint::start_configured(&config, shard::scrape::local_snapshot);
     }
     runtime::spawn(retention_loop(
         config.int("log.retention.check.interval.ms").max(100) as u64,

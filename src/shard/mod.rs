@@ -7,6 +7,7 @@
 pub mod controller;
 pub mod partition_dirs;
 pub mod partition_ops;
+pub mod scrape;
 pub mod state;
 pub mod waiters;
 
