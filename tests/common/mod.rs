@@ -38,6 +38,8 @@ pub struct BrokerOpts {
     pub stop_timeout: Duration,
     /// Start the broker with this open-file limit (soft and hard).
     pub nofile: Option<u64>,
+    /// Listen on this port (default: a free one picked at start).
+    pub port: Option<u16>,
 }
 
 impl Default for BrokerOpts {
@@ -48,6 +50,7 @@ impl Default for BrokerOpts {
             sets: Vec::new(),
             stop_timeout: STOP_TIMEOUT,
             nofile: None,
+            port: None,
         }
     }
 }
@@ -162,7 +165,7 @@ impl Broker {
         std::fs::create_dir_all(&log_dir).unwrap();
         let mut b = Broker {
             child: None,
-            port: free_port(),
+            port: opts.port.unwrap_or_else(free_port),
             data_dir,
             log_path: PathBuf::new(),
             log_dir,
@@ -176,6 +179,18 @@ impl Broker {
 
     pub fn start_default() -> Broker {
         Broker::start(BrokerOpts::default())
+    }
+
+    /// This broker's `node.id` (1 unless set).
+    #[allow(dead_code)] // not every test binary asks
+    pub fn node_id(&self) -> i32 {
+        self.opts
+            .sets
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "node.id")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1)
     }
 
     fn spawn(&mut self) {
@@ -988,4 +1003,53 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// N broker processes with node ids 1..=N, each with its own data directory and port, the ports
+/// chosen before any starts (so each broker's settings may name all of them, as
+/// `controller.quorum.voters` will). Until replication lands each is a one-node cluster.
+#[allow(dead_code)] // used by the multi-broker tests only
+pub struct Cluster {
+    pub brokers: Vec<Broker>,
+}
+
+#[allow(dead_code)]
+impl Cluster {
+    /// Starts `n` brokers from `opts`; `extra(node_id, ports)` adds settings per broker.
+    pub fn start(
+        n: usize,
+        opts: BrokerOpts,
+        extra: impl Fn(i32, &[u16]) -> Vec<(String, String)>,
+    ) -> Cluster {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let brokers = (0..n)
+            .map(|i| {
+                let node_id = i as i32 + 1;
+                let mut o = opts.clone().set("node.id", &node_id.to_string());
+                o.port = Some(ports[i]);
+                for (k, v) in extra(node_id, &ports) {
+                    o = o.set(&k, &v);
+                }
+                Broker::start(o)
+            })
+            .collect();
+        Cluster { brokers }
+    }
+
+    /// `host:port,...` of every broker.
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| b.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The broker with `node_id`.
+    pub fn node(&mut self, node_id: i32) -> &mut Broker {
+        self.brokers
+            .iter_mut()
+            .find(|b| b.node_id() == node_id)
+            .unwrap_or_else(|| panic!("no broker with node id {node_id}"))
+    }
 }
