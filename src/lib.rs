@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod log;
 pub mod logging;

@@ -13,9 +13,10 @@ use futures_util::FutureExt;
 
 use super::connection::serve_connection;
 use crate::config::BrokerConfig;
+use crate::controller;
 use crate::runtime::net::Listener;
 use crate::runtime::{self, launch_shards, now_ms, sleep, ShardSpec};
-use crate::shard::{self, controller, Shard};
+use crate::shard::{self, Shard};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
@@ -188,7 +189,7 @@ fn segment_file_budget(config: &BrokerConfig) -> usize {
 async fn run_shard(id: usize, config: BrokerConfig) {
     let reserve = reserve_descriptors();
     runtime::file_cache::set_budget(segment_file_budget(&config));
-    let shard = Rc::new(Shard::new(id, config.clone(), None));
+    let shard = Rc::new(Shard::new(id, config.clone()));
     shard::install(shard.clone());
     let (tx, rx) = oneshot::channel();
     READY.with(|r| *r.borrow_mut() = Some(tx));

@@ -4,7 +4,6 @@
 //! All state is shard-local (`Rc`/`RefCell`, no locks); other shards reach it only through
 //! `runtime::submit_to(shard, ...)`, which runs the closure here.
 
-pub mod controller;
 pub mod partition_dirs;
 pub mod partition_ops;
 pub mod scrape;

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use crate::config::BrokerConfig;
 use crate::log::{LogError, PartitionLog};
-use crate::metadata::store::MetadataStore;
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::shard::waiters::Waiters;
 use crate::timer::Timer;
@@ -23,16 +22,12 @@ pub struct Shard {
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     /// Partitions this shard owns whose logs failed to open (KAFKA_STORAGE_ERROR until restart).
     offline: RefCell<std::collections::HashSet<TopicPartition>>,
-    /// The metadata log; present on shard 0 only, which owns metadata.
-    pub(crate) store: RefCell<Option<MetadataStore>>,
     /// Fetches waiting for appends, and the per-partition group-commit gates.
     pub waiters: Waiters,
     /// This shard's timing wheel: deadlines of every delayed operation (long-poll fetch, group
     /// session and rebalance timeouts). 1 ms ticks, 512 slots: one level spans 512 ms, two
     /// levels 4.4 minutes, three 37 hours (bench/timer/README.md).
     pub timer: Timer,
-    /// Shard 0 only: the next producer id to hand out and the end of the reserved block.
-    pub(crate) producer_ids: std::cell::Cell<(i64, i64)>,
     /// The consumer-group coordinator for the `__consumer_offsets` partitions this shard owns;
     /// set once at startup, after the partitions are replayed.
     pub groups: std::cell::OnceCell<Rc<crate::group::GroupCoordinator>>,
@@ -58,17 +53,15 @@ pub fn current() -> Rc<Shard> {
 
 impl Shard {
     /// Creates the shard's state; call on the shard's own executor (the timer starts a task).
-    pub fn new(id: usize, config: BrokerConfig, store: Option<MetadataStore>) -> Shard {
+    pub fn new(id: usize, config: BrokerConfig) -> Shard {
         Shard {
             id,
             config,
             image: RefCell::new(MetadataImage::default()),
             logs: RefCell::new(HashMap::new()),
             offline: RefCell::new(Default::default()),
-            store: RefCell::new(store),
             waiters: Waiters::default(),
             timer: Timer::new(1, 512),
-            producer_ids: std::cell::Cell::new((0, 0)),
             groups: std::cell::OnceCell::new(),
         }
     }

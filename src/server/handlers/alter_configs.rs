@@ -18,8 +18,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 
 use super::str_bytes;
-use crate::runtime::submit_to;
-use crate::shard::controller::{self, ConfigChange, CONTROLLER_SHARD};
+use crate::controller::{self, ConfigChange};
 use crate::shard::current;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -42,10 +41,7 @@ async fn alter_one(
 ) -> Answer {
     match resource_type {
         RESOURCE_TOPIC => {
-            let r = submit_to(CONTROLLER_SHARD, move || {
-                controller::alter_topic_configs(name, change, validate_only)
-            })
-            .await;
+            let r = controller::alter_topic_configs(name, change, validate_only).await;
             match r {
                 Ok(Ok(())) => (0, None),
                 Ok(Err((e, m))) => refuse(e, m),

@@ -9,13 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
+use crate::controller::{self, TopicSpec};
 use crate::group::codec::records_in;
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::timers::{LocalFuture, ShardDriver};
 use crate::group::{GroupConfig, GroupCoordinator, GroupStorage, OFFSETS_TOPIC};
 use crate::log::test_batches::{build, TestRecord};
-use crate::runtime::{self, now_ms, submit_to};
-use crate::shard::controller::{self, TopicSpec, CONTROLLER_SHARD};
+use crate::runtime::{self, now_ms};
 use crate::shard::{self, partition_ops};
 
 /// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes` default).
@@ -78,10 +78,7 @@ pub async fn ensure_offsets_topic() {
         ],
         validate_only: false,
     };
-    let out = submit_to(CONTROLLER_SHARD, move || {
-        controller::create_topics(vec![spec])
-    })
-    .await;
+    let out = controller::create_topics(vec![spec]).await;
     match out.as_deref() {
         Ok([o])
             if o.error_code == 0 || o.error_code == ResponseError::TopicAlreadyExists.code() =>

@@ -4,8 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::runtime::submit_to;
-use crate::shard::controller::{self, CONTROLLER_SHARD};
+use crate::controller;
 
 pub async fn handle(req: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default();
@@ -16,7 +15,7 @@ pub async fn handle(req: InitProducerIdRequest) -> InitProducerIdResponse {
         r.error_code = ResponseError::InvalidRequest.code();
         return r;
     }
-    match submit_to(CONTROLLER_SHARD, controller::allocate_producer_id).await {
+    match controller::allocate_producer_id().await {
         Ok(Ok(id)) => {
             r.producer_id = ProducerId(id);
             r.producer_epoch = 0;

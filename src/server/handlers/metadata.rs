@@ -11,10 +11,9 @@ use super::{
     str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL,
     TOPIC_OPERATIONS_ALL,
 };
+use crate::controller::{self, TopicSpec};
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::TopicMeta;
-use crate::runtime::submit_to;
-use crate::shard::controller::{self, TopicSpec, CONTROLLER_SHARD};
 use crate::shard::{self};
 
 pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
@@ -62,8 +61,7 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
             if !missing.is_empty() {
                 // Concurrent auto-creates of one name race harmlessly: the loser sees
                 // TOPIC_ALREADY_EXISTS, and the topic exists either way.
-                let _ =
-                    submit_to(CONTROLLER_SHARD, move || controller::create_topics(missing)).await;
+                let _ = controller::create_topics(missing).await;
             }
         }
     }

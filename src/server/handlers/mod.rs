@@ -1,6 +1,7 @@
 //! One file per Kafka API (or small family of APIs). Handlers decode nothing and encode nothing:
 //! they turn a typed request into a typed response, splitting per partition and routing each
-//! part to its owning shard through `shard::partition_ops` / `shard::controller`.
+//! part to its owning shard through `shard::partition_ops`, or to the metadata controller
+//! (`controller`).
 
 pub mod alter_configs;
 pub mod cluster;

@@ -12,8 +12,7 @@ use kafka_protocol::messages::*;
 
 use super::str_bytes;
 use crate::config::TOPIC_SETTINGS;
-use crate::runtime::submit_to;
-use crate::shard::controller::{self, DeleteTarget, TopicOutcome, TopicSpec, CONTROLLER_SHARD};
+use crate::controller::{self, DeleteTarget, TopicOutcome, TopicSpec};
 
 /// Kafka's config source code for defaults (DescribeConfigs `ConfigSource.DEFAULT_CONFIG`).
 const SOURCE_DEFAULT: i8 = 5;
@@ -59,7 +58,7 @@ pub async fn create_topics(req: CreateTopicsRequest, version: i16) -> CreateTopi
         })
         .collect();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let outcomes = submit_to(CONTROLLER_SHARD, move || controller::create_topics(specs))
+    let outcomes = controller::create_topics(specs)
         .await
         .unwrap_or_else(|e| names.iter().map(|n| failed_call(n, &e)).collect());
     let mut outcomes = outcomes.into_iter();
@@ -124,7 +123,7 @@ pub async fn delete_topics(req: DeleteTopicsRequest, version: i16) -> DeleteTopi
             .collect()
     };
     let count = targets.len();
-    let outcomes = submit_to(CONTROLLER_SHARD, move || controller::delete_topics(targets))
+    let outcomes = controller::delete_topics(targets)
         .await
         .unwrap_or_else(|e| (0..count).map(|_| failed_call("", &e)).collect());
     let mut resp = DeleteTopicsResponse::default();
@@ -150,11 +149,9 @@ pub async fn create_partitions(req: CreatePartitionsRequest) -> CreatePartitions
                 .collect()
         });
         let n = name.clone();
-        let o = submit_to(CONTROLLER_SHARD, move || {
-            controller::create_partitions(n, t.count, assignments, validate_only)
-        })
-        .await
-        .unwrap_or_else(|e| failed_call(&name, e));
+        let o = controller::create_partitions(n, t.count, assignments, validate_only)
+            .await
+            .unwrap_or_else(|e| failed_call(&name, e));
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name;
         r.error_code = o.error_code;

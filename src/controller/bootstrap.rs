@@ -1,0 +1,123 @@
+//! Start-up on shard 0: the metadata log replayed, compacted when long, the data directory
+//! cleaned, and the resulting state loaded on every shard.
+
+use std::io;
+
+use uuid::Uuid;
+
+use super::commit::{broadcast, persist};
+use super::state;
+use crate::metadata::placement::place;
+use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::runtime::file::blocking;
+use crate::runtime::shard_count;
+use crate::shard::current;
+
+/// Records of history the metadata log may carry beyond twice its snapshot before start-up
+/// compacts it.
+const METADATA_COMPACT_SLACK: usize = 1_000;
+
+/// Startup on shard 0: replays the metadata log, gives the data directory a cluster id, moves
+/// partitions whose shard no longer exists (restart with fewer shards), and loads the resulting
+/// metadata on every shard (opening and recovering each shard's partition logs).
+pub async fn bootstrap() -> io::Result<()> {
+    let shard = current();
+    let replayed = {
+        let data_dir = shard.config.data_dir();
+        let (store, records) =
+            blocking(move || crate::metadata::store::MetadataStore::open(&data_dir)).await?;
+        state::put_store(store);
+        records
+    };
+    let mut image = MetadataImage::default();
+    for r in &replayed {
+        image.apply(r);
+    }
+    let mut new_records = Vec::new();
+    if image.cluster_id.is_empty() {
+        let id = match shard.config.get("cluster.id") {
+            "" => Uuid::new_v4().simple().to_string(),
+            id => id.to_string(),
+        };
+        new_records.push(MetadataRecord::ClusterId { id });
+    }
+    let shards = shard_count();
+    let mut counts = image.partitions_per_shard(shards);
+    for t in image.topics() {
+        for (p, s) in t.partitions.iter().enumerate() {
+            if *s >= shards {
+                let shard = place(&mut counts, 1).first().copied().unwrap_or(0);
+                new_records.push(MetadataRecord::MovePartition {
+                    name: t.name.clone(),
+                    partition: p,
+                    shard,
+                });
+            }
+        }
+    }
+    if !new_records.is_empty() {
+        persist(new_records.clone())
+            .await
+            .map_err(io::Error::other)?;
+        for r in &new_records {
+            image.apply(r);
+        }
+    }
+    state::set_producer_ids((image.producer_id_block_end, image.producer_id_block_end));
+    // Directories of deleted topics a crash left behind, before any partition is opened.
+    let deleted: std::collections::HashSet<String> = replayed
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::DeleteTopic { name } if image.topic(name).is_none() => {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let data_dir = shard.config.data_dir();
+    let listed = image.clone();
+    match crate::runtime::file::blocking(move || {
+        crate::shard::partition_dirs::clean_data_dir(&data_dir, &listed, &deleted)
+    })
+    .await
+    {
+        Ok(c) if !c.removed.is_empty() => {
+            tracing::info!("removed directories of deleted partitions: {:?}", c.removed)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cleaning the data directory: {e}"),
+    }
+    // Compact the metadata log to the current state once the history is much longer (every
+    // create, delete and config change is a line; the cleanup above no longer needs the
+    // deletes). Before any other change can be committed.
+    let snapshot_records = image.snapshot_records();
+    if replayed.len() + new_records.len() > 2 * snapshot_records.len() + METADATA_COMPACT_SLACK {
+        let taken = state::take_store();
+        if let Some(mut store) = taken {
+            let records = snapshot_records.clone();
+            let (store, rewritten) = blocking(move || {
+                let r = store.rewrite(&records);
+                (store, r)
+            })
+            .await;
+            state::put_store(store);
+            rewritten?;
+        }
+        tracing::info!(
+            "metadata log compacted from {} records to {}",
+            replayed.len() + new_records.len(),
+            snapshot_records.len()
+        );
+    }
+    // Ship the final state, not the history: replaying a create-then-delete would open and
+    // then remove directories for nothing.
+    let mut snapshot = vec![MetadataRecord::ClusterId {
+        id: image.cluster_id.clone(),
+    }];
+    snapshot.extend(
+        image
+            .topics()
+            .map(|t| MetadataRecord::CreateTopic { topic: t.clone() }),
+    );
+    broadcast(snapshot, true).await.map_err(io::Error::other)
+}

@@ -1,0 +1,69 @@
+//! The metadata controller: every change to topics, partitions, configs and producer-id blocks.
+//!
+//! It runs on one shard ([`CONTROLLER_SHARD`]); its state (the metadata log, the producer-id
+//! block) lives there only (`state`). Handlers call the functions below from any shard: each
+//! ships the operation to the controller shard and awaits its answer, so no handler names a
+//! shard. Inside, every change is validated against the controller's image and goes through
+//! `commit::commit` — the single function a Raft metadata quorum replaces in a cluster — which
+//! persists it to the metadata log and applies it on every shard before the caller is answered.
+//!
+//! Files: `topics` (create, delete, grow; the partition budget), `configs` (AlterConfigs and
+//! IncrementalAlterConfigs), `producer_ids` (InitProducerId blocks), `commit` (the controller
+//! lock, the metadata log write, the broadcast), `bootstrap` (start-up), `state`.
+
+mod bootstrap;
+mod commit;
+mod configs;
+mod producer_ids;
+mod state;
+mod topics;
+
+pub use bootstrap::bootstrap;
+pub use configs::{apply_config_change, ConfigChange, ConfigRefusal};
+pub use configs::{OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
+pub use topics::{DeleteTarget, TopicOutcome, TopicSpec, MAX_PARTITIONS_PER_TOPIC};
+
+use crate::runtime::{submit_to, SubmitError};
+
+/// The shard that runs the controller and owns the metadata log.
+pub const CONTROLLER_SHARD: usize = 0;
+
+/// Creates topics; one outcome per spec, in order.
+pub async fn create_topics(specs: Vec<TopicSpec>) -> Result<Vec<TopicOutcome>, SubmitError> {
+    submit_to(CONTROLLER_SHARD, move || topics::create_topics(specs)).await
+}
+
+/// Deletes topics; one outcome per target, in order.
+pub async fn delete_topics(targets: Vec<DeleteTarget>) -> Result<Vec<TopicOutcome>, SubmitError> {
+    submit_to(CONTROLLER_SHARD, move || topics::delete_topics(targets)).await
+}
+
+/// Grows topic `name` to `count` partitions.
+pub async fn create_partitions(
+    name: String,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<TopicOutcome, SubmitError> {
+    submit_to(CONTROLLER_SHARD, move || {
+        topics::create_partitions(name, count, assignments, validate_only)
+    })
+    .await
+}
+
+/// Changes topic `name`'s configuration.
+pub async fn alter_topic_configs(
+    name: String,
+    change: ConfigChange,
+    validate_only: bool,
+) -> Result<Result<(), ConfigRefusal>, SubmitError> {
+    submit_to(CONTROLLER_SHARD, move || {
+        configs::alter_topic_configs(name, change, validate_only)
+    })
+    .await
+}
+
+/// A new producer id, never handed out before (InitProducerId without a transactional id).
+pub async fn allocate_producer_id() -> Result<Result<i64, String>, SubmitError> {
+    submit_to(CONTROLLER_SHARD, producer_ids::allocate_producer_id).await
+}
