@@ -10,6 +10,7 @@ use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 use shardlog::log::batch::split_and_validate;
 use shardlog::log::record_walk::RecordWalker;
+use shardlog::server::apis::OFFERED;
 use shardlog::wire::api_table::supported_versions;
 use shardlog::wire::frame::parse_request;
 
@@ -32,11 +33,11 @@ macro_rules! decode_as {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut frame) = parse_request(Bytes::copy_from_slice(data)) else {
+    let Ok(mut frame) = parse_request(Bytes::copy_from_slice(data), OFFERED) else {
         return;
     };
     let key = frame.api_key;
-    let Some(range) = supported_versions(key) else {
+    let Some(range) = supported_versions(OFFERED, key) else {
         return;
     };
     let v = frame.api_version;

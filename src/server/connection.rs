@@ -58,6 +58,7 @@ pub async fn serve_connection(mut conn: Conn) {
     let timer = shard.timer.clone();
     drop(shard);
     let peer = conn.peer_addr();
+    let session = super::session::Session::plaintext(peer);
     let link = Link {
         peer,
         timer: timer.clone(),
@@ -131,7 +132,9 @@ pub async fn serve_connection(mut conn: Conn) {
                 conn.peer_closed().await;
                 None
             };
-            match futures_lite::future::or(async { Some(dispatch(frame).await) }, closed).await {
+            match futures_lite::future::or(async { Some(dispatch(frame, &session).await) }, closed)
+                .await
+            {
                 Some(outcome) => outcome,
                 None => {
                     tracing::debug!("{peer:?}: closed while its fetch waited; fetch dropped");
@@ -140,7 +143,7 @@ pub async fn serve_connection(mut conn: Conn) {
                 }
             }
         } else {
-            dispatch(frame).await
+            dispatch(frame, &session).await
         };
         // Queued even when it could be sent right away: if the client already pipelined more
         // requests, they are handled first and the answers leave together (see `send_ready`).

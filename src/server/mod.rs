@@ -2,10 +2,12 @@
 //! handlers that split requests by partition and route each part to its owning shard.
 
 pub mod admission;
+pub mod apis;
 pub mod connection;
 pub mod dispatch;
 pub mod frame_reader;
 pub mod handlers;
 pub mod lifecycle;
+pub mod session;
 
 pub use lifecycle::{request_shutdown, run_broker, shutdown_requested};

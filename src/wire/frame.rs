@@ -52,7 +52,10 @@ impl std::fmt::Display for FrameError {
 }
 
 /// Parses the header of one request frame (the bytes after the size prefix).
-pub fn parse_request(mut frame: Bytes) -> Result<RequestFrame, FrameError> {
+pub fn parse_request(
+    mut frame: Bytes,
+    offered: &[super::api_table::OfferedApi],
+) -> Result<RequestFrame, FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::TooShort);
     }
@@ -60,7 +63,7 @@ pub fn parse_request(mut frame: Bytes) -> Result<RequestFrame, FrameError> {
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?;
-    let Some(range) = super::supported_versions(api_key) else {
+    let Some(range) = super::supported_versions(offered, api_key) else {
         return Err(FrameError::UnknownApiKey(raw_key));
     };
     if api_version < range.min || api_version > range.max {
@@ -136,6 +139,7 @@ pub fn check_size(prefix: [u8; 4], max: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::api_table::test_table as table;
 
     #[test]
     fn size_prefix_bounds() {
@@ -148,14 +152,19 @@ mod tests {
     #[test]
     fn header_errors_are_classified() {
         assert_eq!(
-            parse_request(Bytes::from_static(&[0, 18, 0])).unwrap_err(),
+            parse_request(Bytes::from_static(&[0, 18, 0]), &table()).unwrap_err(),
             FrameError::TooShort
         );
         assert_eq!(
-            parse_request(Bytes::from_static(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1])).unwrap_err(),
+            parse_request(
+                Bytes::from_static(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1]),
+                &table()
+            )
+            .unwrap_err(),
             FrameError::UnknownApiKey(0x7f00)
         );
-        match parse_request(Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 7])).unwrap_err() {
+        match parse_request(Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 7]), &table()).unwrap_err()
+        {
             FrameError::UnsupportedVersion {
                 version: 99,
                 correlation_id: 7,
@@ -165,7 +174,7 @@ mod tests {
         }
         // ApiVersions v3 header (v2: flexible) cut right after the correlation id.
         assert!(matches!(
-            parse_request(Bytes::from_static(&[0, 18, 0, 3, 0, 0, 0, 7])).unwrap_err(),
+            parse_request(Bytes::from_static(&[0, 18, 0, 3, 0, 0, 0, 7]), &table()).unwrap_err(),
             FrameError::BadHeader(_)
         ));
     }
@@ -175,7 +184,7 @@ mod tests {
         // api_key 18, version 3, correlation 1, client_id "c", no tagged fields.
         let frame =
             Bytes::from_static(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 1, b'c', 0, 2, b'x', 2, b'1', 0]);
-        let r = parse_request(frame).unwrap();
+        let r = parse_request(frame, &table()).unwrap();
         assert_eq!(r.api_key, ApiKey::ApiVersions);
         assert_eq!(r.header.correlation_id, 1);
         assert_eq!(r.header.client_id.as_deref(), Some("c"));

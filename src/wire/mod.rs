@@ -7,6 +7,6 @@ pub mod api_table;
 pub mod frame;
 pub mod response;
 
-pub use api_table::{api_versions_response, supported_versions};
+pub use api_table::{api_versions_response, supported_versions, OfferedApi};
 pub use frame::{encode_response, encode_response_parts, parse_request, FrameError, RequestFrame};
 pub use response::{Part, PartsBuf, Records, Response};
