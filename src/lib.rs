@@ -16,6 +16,7 @@ pub mod log;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod partition;
 pub mod runtime;
 pub mod server;
 pub mod shard;

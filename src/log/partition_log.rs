@@ -115,9 +115,11 @@ pub struct AppendInfo {
 ///   first segment's base; `log_end_offset` (LEO) is the active segment's `next_offset`, i.e.
 ///   one past the last appended record. Offsets are dense: every offset in
 ///   `[log_start, LEO)` belongs to exactly one stored batch.
-/// - The high watermark is tracked apart from the LEO for replication. On one node every
-///   append advances it to the LEO; [`PartitionLog::set_high_watermark`] lets a future
-///   replication layer hold it back. Consumer reads ([`PartitionLog::read`]) stop at it.
+/// - The high watermark is kept here (as Kafka's UnifiedLog keeps it) but only its owner moves
+///   it forward ([`PartitionLog::set_high_watermark`]): `partition::Partition` advances it to
+///   the LEO after each append on one node, and will hold it at what the ISR has under
+///   replication. An append alone never exposes records. Consumer reads
+///   ([`PartitionLog::read`]) stop at it; retention lifts it to the log start.
 /// - `flushed_offset <= LEO`: every offset below it has been `fdatasync`ed.
 /// - `producers` reflects exactly the idempotent batches below the LEO (it is updated under
 ///   `serial`, after the write, in the same synchronous step as the LEO). Snapshots of it are
@@ -545,9 +547,10 @@ impl PartitionLog {
         active
             .append(&parts, &placed, cfg.index_interval_bytes, now_ms)
             .await?;
-        // Visible to readers from here on (segment state was updated in the same step).
+        // Appended from here on (segment state was updated in the same step). Consumers see it
+        // once the owner advances the high watermark (`partition::Partition`: at once on one
+        // node, once the ISR has it under replication).
         self.log_end_offset.set(next);
-        self.high_watermark.set(next);
         {
             let mut producers = self.producers.borrow_mut();
             producers.commit(pending, next);

@@ -330,7 +330,8 @@ async fn flush_loop(interval_ms: u64) {
 async fn retention_loop(interval_ms: u64, producer_expiration_ms: i64) {
     loop {
         sleep(Duration::from_millis(interval_ms)).await;
-        for log in shard::current().logs() {
+        for partition in shard::current().partitions() {
+            let log = partition.log();
             if let Err(e) = log.apply_retention(now_ms()).await {
                 tracing::warn!("retention: {e}");
             }

@@ -141,8 +141,8 @@ pub async fn append_on_owner_deferred(
 /// has unsynced data. Run periodically (`log.flush.scheduler.interval.ms`).
 pub async fn flush_due_partitions() {
     let shard = current();
-    for (tp, log) in shard.logs_by_partition() {
-        if log.log_end_offset() <= log.flushed_offset() {
+    for (tp, partition) in shard.partitions_by_name() {
+        if partition.log_end_offset() <= partition.flushed_offset() {
             continue;
         }
         let flush_ms = shard.topic_value(&tp.0, "flush.ms");
@@ -151,7 +151,7 @@ pub async fn flush_due_partitions() {
         }
         if let Err(e) = shard
             .waiters
-            .sync_through(&tp, &log, log.log_end_offset())
+            .sync_through(&tp, &partition, partition.log_end_offset())
             .await
         {
             log_storage_error(&e);
@@ -172,7 +172,7 @@ async fn append(
         m.produce_appends.inc();
         m.produce_batch_size.record(size);
     });
-    let Some(log) = shard.log(&tp) else {
+    let Some(partition) = shard.partition(&tp) else {
         crate::metrics::with(|m| m.append_errors.inc());
         let o = AppendOutcome {
             error_code: missing_log(&tp.0, tp.1),
@@ -195,13 +195,13 @@ async fn append(
             )),
             base_offset: -1,
             log_append_time: -1,
-            log_start_offset: log.log_start_offset(),
+            log_start_offset: partition.log_start_offset(),
             ..Default::default()
         };
         return (o, None);
     }
     let mut deferred = None;
-    let result = match log.append_from_client(records, now_ms()).await {
+    let result = match partition.append_from_client(records, now_ms()).await {
         Ok(info) => {
             if !info.duplicate {
                 crate::metrics::with(|m| {
@@ -213,7 +213,7 @@ async fn append(
             shard.waiters.notify(&tp);
             // acks=-1 waits for durability; otherwise `flush.messages` may still force a sync
             // (Kafka's flush knob: checked before answering, like Kafka's append path).
-            let unsynced = log.log_end_offset() - log.flushed_offset();
+            let unsynced = partition.log_end_offset() - partition.flushed_offset();
             if acks == -1 {
                 shard
                     .waiters
@@ -223,11 +223,11 @@ async fn append(
             if acks == -1 {
                 let (tx, rx) = oneshot::channel();
                 let target = info.last_offset + 1;
-                let log = log.clone();
+                let partition = partition.clone();
                 let tp = tp.clone();
                 crate::runtime::spawn(async move {
                     let shard = current();
-                    let result = shard.waiters.sync_through(&tp, &log, target).await;
+                    let result = shard.waiters.sync_through(&tp, &partition, target).await;
                     let _ = tx.send(result.map_err(|e| {
                         log_storage_error(&e);
                         crate::metrics::with(|m| m.append_errors.inc());
@@ -239,7 +239,7 @@ async fn append(
             } else if unsynced >= shard.topic_value(&tp.0, "flush.messages") {
                 shard
                     .waiters
-                    .sync_through(&tp, &log, info.last_offset + 1)
+                    .sync_through(&tp, &partition, info.last_offset + 1)
                     .await
                     .map(|()| info)
             } else {
@@ -266,7 +266,7 @@ async fn append(
                 record_errors: e.record_errors(),
                 base_offset: -1,
                 log_append_time: -1,
-                log_start_offset: log.log_start_offset(),
+                log_start_offset: partition.log_start_offset(),
             }
         }
     };
@@ -296,8 +296,8 @@ pub async fn wait_for_data_on_owner(
         let shard = current();
         let tp = (topic, partition);
         let has_data = shard
-            .log(&tp)
-            .is_none_or(|log| log.high_watermark() > offset);
+            .partition(&tp)
+            .is_none_or(|partition| partition.high_watermark() > offset);
         shard.waiters.register(tp, has_data)
     })
     .await
@@ -386,7 +386,7 @@ async fn read(
     min_one: bool,
 ) -> ReadOutcome {
     crate::metrics::with(|m| m.log_reads.inc());
-    let Some(log) = current().log(&(topic.clone(), partition)) else {
+    let Some(partition) = current().partition(&(topic.clone(), partition)) else {
         crate::metrics::with(|m| m.read_errors.inc());
         return ReadOutcome {
             error_code: missing_log(&topic, partition),
@@ -396,22 +396,26 @@ async fn read(
         };
     };
     // Consumers read up to the high watermark only; on one node it equals the log end offset.
-    let high_watermark = log.high_watermark();
+    let high_watermark = partition.high_watermark();
     // `fetch.zero.copy`: hand back a file range for the connection to sendfile, not the bytes.
     let zero_copy = current().config.bool("fetch.zero.copy");
     let result = if max_bytes == 0 {
         Ok(Records::default())
     } else if zero_copy {
-        match log.read_slice(offset, max_bytes, min_one).await {
+        match partition.read_slice(offset, max_bytes, min_one).await {
             // A range too large to stand in the response encode (one batch over 64 MiB, only
             // possible with max.message.bytes raised that far) is read the copying way.
-            Ok(Some(s)) if s.len > crate::wire::response::MAX_PLACEHOLDER => {
-                log.read(offset, max_bytes, min_one).await.map(Records::Mem)
-            }
+            Ok(Some(s)) if s.len > crate::wire::response::MAX_PLACEHOLDER => partition
+                .read(offset, max_bytes, min_one)
+                .await
+                .map(Records::Mem),
             other => other.map(|s| s.map(Records::File).unwrap_or_default()),
         }
     } else {
-        log.read(offset, max_bytes, min_one).await.map(Records::Mem)
+        partition
+            .read(offset, max_bytes, min_one)
+            .await
+            .map(Records::Mem)
     };
     match result {
         Ok(records) => {
@@ -419,7 +423,7 @@ async fn read(
             ReadOutcome {
                 error_code: 0,
                 high_watermark,
-                log_start_offset: log.log_start_offset(),
+                log_start_offset: partition.log_start_offset(),
                 records,
             }
         }
@@ -429,7 +433,7 @@ async fn read(
             ReadOutcome {
                 error_code: e.kafka_error_code(),
                 high_watermark,
-                log_start_offset: log.log_start_offset(),
+                log_start_offset: partition.log_start_offset(),
                 records: Records::default(),
             }
         }
@@ -455,7 +459,7 @@ pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64)
 }
 
 async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
-    let Some(log) = current().log(&(topic.clone(), partition)) else {
+    let Some(partition) = current().partition(&(topic.clone(), partition)) else {
         return OffsetOutcome {
             error_code: missing_log(&topic, partition),
             offset: -1,
@@ -468,12 +472,13 @@ async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOut
         timestamp: -1,
     };
     match timestamp {
-        LATEST_TIMESTAMP => found(log.high_watermark()),
-        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset()),
+        LATEST_TIMESTAMP => found(partition.high_watermark()),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(partition.log_start_offset()),
         // Nothing is tiered: no offset has been uploaded.
         LATEST_TIERED_TIMESTAMP => found(-1),
         MAX_TIMESTAMP => lookup_outcome(
-            log.max_timestamp_and_offset()
+            partition
+                .max_timestamp_and_offset()
                 .await
                 .map(|r| r.map(|(ts, o)| (o, ts))),
         ),
@@ -482,7 +487,7 @@ async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOut
             offset: -1,
             timestamp: -1,
         },
-        ts => lookup_outcome(log.offset_for_timestamp(ts).await),
+        ts => lookup_outcome(partition.offset_for_timestamp(ts).await),
     }
 }
 

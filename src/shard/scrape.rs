@@ -14,11 +14,11 @@ pub fn local_snapshot() -> ShardSnapshot {
         samples: Vec::new(),
     });
     let shard = super::current();
-    let logs = shard.logs();
-    snap.push("shardlog_partitions", Value::Gauge(logs.len() as f64));
+    let partitions = shard.partitions();
+    snap.push("shardlog_partitions", Value::Gauge(partitions.len() as f64));
     snap.push(
         "shardlog_log_size_bytes",
-        Value::Gauge(logs.iter().map(|l| l.size_bytes()).sum::<u64>() as f64),
+        Value::Gauge(partitions.iter().map(|p| p.log().size_bytes()).sum::<u64>() as f64),
     );
     let files = runtime::file_cache::stats();
     snap.push("shardlog_log_open_files", Value::Gauge(files.open as f64));

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::config::BrokerConfig;
-use crate::log::{LogError, PartitionLog};
+use crate::log::LogError;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::partition::Partition;
 use crate::shard::waiters::Waiters;
 use crate::timer::Timer;
 
@@ -19,7 +20,7 @@ pub struct Shard {
     pub id: usize,
     pub config: BrokerConfig,
     image: RefCell<MetadataImage>,
-    logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     /// Partitions this shard owns whose logs failed to open (KAFKA_STORAGE_ERROR until restart).
     offline: RefCell<std::collections::HashSet<TopicPartition>>,
     /// Fetches waiting for appends, and the per-partition group-commit gates.
@@ -58,7 +59,7 @@ impl Shard {
             id,
             config,
             image: RefCell::new(MetadataImage::default()),
-            logs: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(HashMap::new()),
             offline: RefCell::new(Default::default()),
             waiters: Waiters::default(),
             timer: Timer::new(1, 512),
@@ -71,15 +72,16 @@ impl Shard {
         f(&self.image.borrow())
     }
 
-    pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
-        self.logs.borrow().get(tp).cloned()
+    /// The partition `tp` if this shard owns it and its log is open.
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
     }
 
-    pub fn logs_by_partition(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
-        self.logs
+    pub fn partitions_by_name(&self) -> Vec<(TopicPartition, Rc<Partition>)> {
+        self.partitions
             .borrow()
             .iter()
-            .map(|(tp, l)| (tp.clone(), l.clone()))
+            .map(|(tp, p)| (tp.clone(), p.clone()))
             .collect()
     }
 
@@ -91,8 +93,8 @@ impl Shard {
         self.config.topic_value(&overrides, key)
     }
 
-    pub fn logs(&self) -> Vec<Rc<PartitionLog>> {
-        self.logs.borrow().values().cloned().collect()
+    pub fn partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
@@ -110,11 +112,11 @@ impl Shard {
         let after: Vec<TopicPartition> = self.owned_partitions(record);
         for tp in &before {
             if !after.contains(tp) {
-                let removed = self.logs.borrow_mut().remove(tp);
+                let removed = self.partitions.borrow_mut().remove(tp);
                 self.offline.borrow_mut().remove(tp);
                 self.waiters.remove(tp);
-                if let Some(log) = removed {
-                    if let Err(e) = log.close().await {
+                if let Some(partition) = removed {
+                    if let Err(e) = partition.close().await {
                         tracing::error!("closing {}-{}: {e}", tp.0, tp.1);
                     }
                 }
@@ -132,27 +134,30 @@ impl Shard {
             // Open logs pick the new settings up for their next append / roll / retention run.
             let config = self.config.log_config(configs);
             for tp in &after {
-                if let Some(log) = self.log(tp) {
-                    log.set_config(config.clone());
+                if let Some(partition) = self.partition(tp) {
+                    partition.log().set_config(config.clone());
                 }
             }
         }
         for tp in after {
-            if self.logs.borrow().contains_key(&tp) {
+            if self.partitions.borrow().contains_key(&tp) {
                 continue;
             }
             let overrides = self
                 .with_image(|i| i.topic(&tp.0).map(|t| t.configs.clone()))
                 .unwrap_or_default();
-            match PartitionLog::open(
+            // One node: this node is the only replica and the leader, at epoch 0.
+            match Partition::open(
                 &self.partition_dir(&tp.0, tp.1),
                 self.config.log_config(&overrides),
+                vec![self.config.node_id()],
+                0,
             )
             .await
             {
-                Ok(log) => {
+                Ok(partition) => {
                     self.offline.borrow_mut().remove(&tp);
-                    self.logs.borrow_mut().insert(tp, Rc::new(log));
+                    self.partitions.borrow_mut().insert(tp, Rc::new(partition));
                 }
                 Err(e) => {
                     tracing::error!(
@@ -201,9 +206,9 @@ impl Shard {
     /// Closes every log (sync + clean-shutdown marker). Errors are logged, not fatal: the next
     /// start recovers whatever was not closed cleanly.
     pub async fn close_all(&self) {
-        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
-        for ((topic, p), log) in logs {
-            if let Err(e) = log.close().await {
+        let partitions: Vec<_> = self.partitions.borrow_mut().drain().collect();
+        for ((topic, p), partition) in partitions {
+            if let Err(e) = partition.close().await {
                 tracing::warn!("closing {topic}-{p}: {e}");
             }
         }

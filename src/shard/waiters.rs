@@ -18,7 +18,8 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 
 use super::TopicPartition;
-use crate::log::{LogError, PartitionLog};
+use crate::log::LogError;
+use crate::partition::Partition;
 use crate::runtime::file::SerialLock;
 
 /// Per-shard registry of partition waiters and sync gates.
@@ -71,14 +72,14 @@ impl Waiters {
         }
     }
 
-    /// Makes `log` durable through `offset` (exclusive), sharing syncs between callers.
+    /// Makes `partition` durable through `offset` (exclusive), sharing syncs between callers.
     pub async fn sync_through(
         &self,
         tp: &TopicPartition,
-        log: &PartitionLog,
+        partition: &Partition,
         offset: i64,
     ) -> Result<(), LogError> {
-        if log.flushed_offset() >= offset {
+        if partition.flushed_offset() >= offset {
             return Ok(());
         }
         let gate = self
@@ -88,12 +89,12 @@ impl Waiters {
             .or_insert_with(|| Rc::new(SerialLock::new()))
             .clone();
         let _turn = gate.lock().await?;
-        if log.flushed_offset() >= offset {
+        if partition.flushed_offset() >= offset {
             return Ok(()); // the sync we queued behind covered us
         }
         self.syncs.set(self.syncs.get() + 1);
         let started = std::time::Instant::now();
-        let synced = log.sync().await;
+        let synced = partition.sync().await;
         crate::metrics::with(|m| m.sync_duration.record_since(started));
         synced?;
         self.last_sync_ms

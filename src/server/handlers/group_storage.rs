@@ -119,13 +119,13 @@ pub async fn start_shard_groups() {
         return; // already started
     }
     for p in 0..partitions {
-        let Some(log) = shard.log(&(OFFSETS_TOPIC.to_string(), p)) else {
+        let Some(partition) = shard.partition(&(OFFSETS_TOPIC.to_string(), p)) else {
             continue;
         };
-        let mut offset = log.log_start_offset();
+        let mut offset = partition.log_start_offset();
         let mut records = Vec::new();
         loop {
-            let chunk = match log.read(offset, REPLAY_CHUNK, true).await {
+            let chunk = match partition.read(offset, REPLAY_CHUNK, true).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("replaying {OFFSETS_TOPIC}-{p} at {offset}: {e}");
