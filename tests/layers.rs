@@ -74,51 +74,41 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The identifier `s` starts with (after blanks), if any.
+fn leading_ident(s: &str) -> Option<String> {
+    let head: String = s
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!head.is_empty()).then_some(head)
+}
+
 /// The crate-level modules `text` refers to as `crate::x` or `crate::{x, y::z}`.
 fn referenced(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut depth = 0usize;
-            let mut item = String::new();
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => {
-                        let head: String = item
-                            .trim()
-                            .chars()
-                            .take_while(|c| c.is_alphanumeric() || *c == '_')
-                            .collect();
-                        if !head.is_empty() {
-                            out.insert(head);
-                        }
+        let Some(group) = rest.strip_prefix('{') else {
+            out.extend(leading_ident(rest));
+            continue;
+        };
+        // `crate::{a, b::{c, d}, e}`: the first name of each top-level item.
+        let mut depth = 0usize;
+        let mut item = String::new();
+        for c in group.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' | ',' if depth == 0 => {
+                    out.extend(leading_ident(&item));
+                    item.clear();
+                    if c == '}' {
                         break;
                     }
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => {
-                        let head: String = item
-                            .trim()
-                            .chars()
-                            .take_while(|c| c.is_alphanumeric() || *c == '_')
-                            .collect();
-                        if !head.is_empty() {
-                            out.insert(head);
-                        }
-                        item.clear();
-                    }
-                    _ if depth == 0 => item.push(c),
-                    _ => {}
                 }
-            }
-        } else {
-            let head: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !head.is_empty() {
-                out.insert(head);
+                '}' => depth -= 1,
+                _ if depth == 0 => item.push(c),
+                _ => {}
             }
         }
     }

@@ -134,25 +134,19 @@ pub struct LogFile {
 impl LogFile {
     /// Open `path` for reading and writing, creating it (empty) if it does not exist.
     pub async fn open(path: &Path) -> io::Result<LogFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .buffered_open(path)
-            .await
-            .map_err(|e| io_err("open", path, e))?;
-        Ok(LogFile {
-            file,
-            path: path.to_path_buf(),
-            shared_fd: std::cell::RefCell::new(std::sync::Weak::new()),
-        })
+        Self::open_with(path, true).await
     }
 
     /// Open the existing file at `path` for reading and writing (NotFound if it is absent).
     pub async fn open_existing(path: &Path) -> io::Result<LogFile> {
+        Self::open_with(path, false).await
+    }
+
+    async fn open_with(path: &Path, create: bool) -> io::Result<LogFile> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .create(create)
             .buffered_open(path)
             .await
             .map_err(|e| io_err("open", path, e))?;
