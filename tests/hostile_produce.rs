@@ -18,7 +18,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
-use shardlog::log::test_batches::{self, compressed, fix_crc, with_payload};
+use shardlog::log::batch_builder::{self, compressed, fix_crc, with_payload};
 
 const INVALID_RECORD: i16 = 87;
 const INVALID_TIMESTAMP: i16 = 32;
@@ -59,8 +59,8 @@ fn rss_kb(pid: u32) -> u64 {
 
 /// The hostile batches of the issue (and their neighbours), each with Kafka's answer.
 fn hostile_cases(now: i64) -> Vec<(&'static str, Vec<u8>, i16)> {
-    let one = test_batches::batch(1, now, 10);
-    let three = test_batches::batch(3, now, 10);
+    let one = batch_builder::batch(1, now, 10);
+    let three = batch_builder::batch(3, now, 10);
     let mut cases = Vec::new();
 
     // A gzip batch with a valid CRC whose header claims 2^31-1 records while holding one.
@@ -122,7 +122,7 @@ fn hostile_cases(now: i64) -> Vec<(&'static str, Vec<u8>, i16)> {
     // Two hours ahead (Kafka 4's message.timestamp.after.max.ms is one hour).
     cases.push((
         "timestamp 2 h ahead",
-        test_batches::batch(1, now + 2 * 3_600_000, 10),
+        batch_builder::batch(1, now + 2 * 3_600_000, 10),
         INVALID_TIMESTAMP,
     ));
     // A CRC that does not match.
@@ -139,7 +139,7 @@ fn lying_batches_are_refused_and_change_nothing() {
     b.create_topic("hostile", 1, &[]);
     let now = now_ms();
     // gzip: the rdkafka crate here builds librdkafka with zlib but without zstd.
-    let good = |n: usize| Bytes::from(compressed(&test_batches::batch(n, now, 20), 1));
+    let good = |n: usize| Bytes::from(compressed(&batch_builder::batch(n, now, 20), 1));
 
     let first = produce(&b, "hostile", good(3));
     assert_eq!((first.error_code, first.base_offset), (0, 0));
@@ -185,7 +185,7 @@ fn many_batches_from_distinct_producers_are_answered_at_once() {
     let now = now_ms();
     let mut set = Vec::new();
     for pid in 0..100_000i64 {
-        set.extend_from_slice(&test_batches::idempotent_batch(1, now, 1, pid, 0, 0));
+        set.extend_from_slice(&batch_builder::idempotent_batch(1, now, 1, pid, 0, 0));
     }
     let start = Instant::now();
     let r = produce_timed(&b, "many", Bytes::from(set), Duration::from_secs(10));
@@ -204,14 +204,14 @@ fn a_lookup_inside_a_huge_compressed_batch_keeps_memory_bounded() {
     // One gzip batch of 1M small records, timestamps base + i.
     let n = 1_000_000usize;
     let base_ts = now_ms() - 10_000_000;
-    let records: Vec<test_batches::TestRecord> = (0..n)
-        .map(|i| test_batches::TestRecord {
+    let records: Vec<batch_builder::RecordSpec> = (0..n)
+        .map(|i| batch_builder::RecordSpec {
             key: None,
             value: Some(vec![(i % 7) as u8; 4]),
             timestamp_delta: i as i64,
         })
         .collect();
-    let plain = test_batches::build(base_ts, &records);
+    let plain = batch_builder::build(base_ts, &records);
     drop(records);
     let batch = compressed(&plain, 1);
     drop(plain);
@@ -251,7 +251,7 @@ fn a_partition_named_twice_is_appended_once_as_kafka_does() {
     let part = |n: usize| {
         PartitionProduceData::default()
             .with_index(0)
-            .with_records(Some(Bytes::from(test_batches::batch(n, now, 5))))
+            .with_records(Some(Bytes::from(batch_builder::batch(n, now, 5))))
     };
     let topic = |parts| {
         TopicProduceData::default()

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use shardlog::log::batch::split_and_validate;
 use shardlog::log::record_walk::RecordWalker;
-use shardlog::log::test_batches::fix_crc;
+use shardlog::log::batch_builder::fix_crc;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&codec, rest)) = data.split_first() else {

@@ -413,7 +413,7 @@ fn read_nullable(rec: &[u8], pos: &mut usize) -> Option<Option<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::test_batches::{build, TestRecord};
+    use crate::log::batch_builder::{build, RecordSpec};
 
     #[test]
     fn keys_round_trip_in_kafka_layout() {
@@ -501,12 +501,12 @@ mod tests {
         let b1 = build(
             1,
             &[
-                TestRecord {
+                RecordSpec {
                     key: Some(key.to_vec()),
                     value: Some(b"v".to_vec()),
                     timestamp_delta: 0,
                 },
-                TestRecord {
+                RecordSpec {
                     key: Some(key.to_vec()),
                     value: None,
                     timestamp_delta: 0,

@@ -384,11 +384,11 @@ pub fn write_varlong(out: &mut Vec<u8>, v: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::test_batches;
+    use crate::log::batch_builder;
 
     #[test]
     fn good_batch_validates() {
-        let b = test_batches::batch(3, 1_000, 10);
+        let b = batch_builder::batch(3, 1_000, 10);
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.record_count, 3);
         assert_eq!(h.last_offset_delta, 2);
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn bad_crc_is_corrupt() {
-        let mut b = test_batches::batch(2, 0, 5);
+        let mut b = batch_builder::batch(2, 0, 5);
         let last = b.len() - 1;
         b[last] ^= 0xff;
         let e = validate_batch(&b).unwrap_err();
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn truncated_is_corrupt() {
-        let b = test_batches::batch(2, 0, 5);
+        let b = batch_builder::batch(2, 0, 5);
         for cut in [0, 10, HEADER_LEN - 1, HEADER_LEN, b.len() - 1] {
             let e = split_and_validate(&b[..cut], 1 << 20).unwrap_err();
             assert!(
@@ -422,14 +422,14 @@ mod tests {
 
     #[test]
     fn wrong_magic_is_corrupt() {
-        let mut b = test_batches::batch(1, 0, 5);
+        let mut b = batch_builder::batch(1, 0, 5);
         b[16] = 1;
         assert!(matches!(validate_batch(&b), Err(LogError::Corrupt(_))));
     }
 
     #[test]
     fn negative_or_tiny_length_is_corrupt() {
-        let mut b = test_batches::batch(1, 0, 5);
+        let mut b = batch_builder::batch(1, 0, 5);
         b[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(matches!(validate_batch(&b), Err(LogError::Corrupt(_))));
         b[8..12].copy_from_slice(&10i32.to_be_bytes());
@@ -438,9 +438,9 @@ mod tests {
 
     #[test]
     fn inconsistent_count_is_invalid_record() {
-        let mut b = test_batches::batch(3, 0, 5);
+        let mut b = batch_builder::batch(3, 0, 5);
         b[57..61].copy_from_slice(&5i32.to_be_bytes());
-        test_batches::fix_crc(&mut b);
+        batch_builder::fix_crc(&mut b);
         let e = validate_batch(&b).unwrap_err();
         assert!(matches!(e, LogError::InvalidRecord(_)));
         assert_eq!(e.kafka_error_code(), 87);
@@ -448,10 +448,10 @@ mod tests {
 
     #[test]
     fn record_count_must_fit_uncompressed_bytes() {
-        let mut b = test_batches::batch(1, 0, 0);
+        let mut b = batch_builder::batch(1, 0, 0);
         b[23..27].copy_from_slice(&999i32.to_be_bytes());
         b[57..61].copy_from_slice(&1000i32.to_be_bytes());
-        test_batches::fix_crc(&mut b);
+        batch_builder::fix_crc(&mut b);
         assert!(matches!(
             validate_batch(&b),
             Err(LogError::InvalidRecord(_))
@@ -460,9 +460,9 @@ mod tests {
 
     #[test]
     fn split_multiple_and_size_limit() {
-        let a = test_batches::batch(2, 0, 5);
-        let b = test_batches::batch(4, 0, 50);
-        let set = test_batches::concat(&[a.clone(), b.clone()]);
+        let a = batch_builder::batch(2, 0, 5);
+        let b = batch_builder::batch(4, 0, 50);
+        let set = batch_builder::concat(&[a.clone(), b.clone()]);
         let spans = split_and_validate(&set, 1 << 20).unwrap();
         assert_eq!(spans.len(), 2);
         assert_eq!(spans[1].pos, a.len());
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn rewrites_keep_crc_valid() {
-        let mut b = test_batches::batch(3, 1_000, 8);
+        let mut b = batch_builder::batch(3, 1_000, 8);
         set_base_offset(&mut b, 42);
         set_partition_leader_epoch(&mut b, 7);
         let h = validate_batch(&b).unwrap();

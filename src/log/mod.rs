@@ -16,9 +16,10 @@
 //!   duplicate detection, snapshots and their rebuild from the log.
 //! - [`partition_log`]: the public type: offsets, roll, retention, sync, close.
 //! - [`error`]: [`LogError`] and its Kafka error codes.
-//! - [`test_batches`]: builders of valid batches for tests (public for the broker's tests).
+//! - [`batch_builder`]: builders of valid uncompressed batches (`__consumer_offsets` records, tests).
 
 pub mod batch;
+pub mod batch_builder;
 pub mod error;
 pub mod offset_index;
 pub mod partition_log;
@@ -27,7 +28,6 @@ pub mod record_walk;
 pub mod recovery;
 pub mod segment;
 mod sparse_index;
-pub mod test_batches;
 pub mod time_index;
 pub mod validator;
 

@@ -800,10 +800,10 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::test_batches;
+    use crate::log::batch_builder;
 
     fn header(pid: i64, epoch: i16, seq: i32, records: usize, base_offset: i64) -> BatchHeader {
-        let mut b = test_batches::idempotent_batch(records, 1_000, 4, pid, epoch, seq);
+        let mut b = batch_builder::idempotent_batch(records, 1_000, 4, pid, epoch, seq);
         crate::log::batch::set_base_offset(&mut b, base_offset);
         crate::log::batch::validate_batch(&b).unwrap()
     }
@@ -926,21 +926,21 @@ mod tests {
 
     #[test]
     fn client_batch_checks() {
-        let mut b = test_batches::idempotent_batch(1, 0, 1, 5, 0, 0);
+        let mut b = batch_builder::idempotent_batch(1, 0, 1, 5, 0, 0);
         let h = crate::log::batch::validate_batch(&b).unwrap();
         assert!(check_client_batch(&h).is_ok());
         // transactional
         b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
-        test_batches::fix_crc(&mut b);
+        batch_builder::fix_crc(&mut b);
         let h = crate::log::batch::validate_batch(&b).unwrap();
         assert_eq!(check_client_batch(&h).unwrap_err().kafka_error_code(), 42);
         // control
         b[21..23].copy_from_slice(&0x20i16.to_be_bytes());
-        test_batches::fix_crc(&mut b);
+        batch_builder::fix_crc(&mut b);
         let h = crate::log::batch::validate_batch(&b).unwrap();
         assert_eq!(check_client_batch(&h).unwrap_err().kafka_error_code(), 87);
         // producer id without a sequence
-        let b = test_batches::idempotent_batch(1, 0, 1, 5, 0, -1);
+        let b = batch_builder::idempotent_batch(1, 0, 1, 5, 0, -1);
         let h = crate::log::batch::validate_batch(&b).unwrap();
         assert_eq!(check_client_batch(&h).unwrap_err().kafka_error_code(), 87);
     }

@@ -1,10 +1,10 @@
 //! Idempotent-producer tests of the partition log: duplicate detection, sequence and epoch
 //! errors, and the state's survival across clean and unclean restarts, rolls and retention.
 
+use crate::log::batch_builder::{self, concat};
 use crate::log::producer_state::{list_snapshots, snapshot_path};
 use crate::log::recovery::CLEAN_SHUTDOWN_MARKER;
 use crate::log::segment::segment_paths;
-use crate::log::test_batches::{self, concat};
 use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, TimestampType};
 use crate::runtime::file::run_local;
 use bytes::Bytes;
@@ -23,7 +23,7 @@ fn cfg() -> LogConfig {
 
 /// An idempotent batch of `n` records.
 fn idem(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
-    test_batches::idempotent_batch(n, 1_000, 20, pid, epoch, seq)
+    batch_builder::idempotent_batch(n, 1_000, 20, pid, epoch, seq)
 }
 
 /// A client that numbers its batches like Kafka's producer does.
@@ -91,7 +91,7 @@ fn exact_retry_is_answered_with_the_original_offsets() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        ok(&log, &test_batches::batch(2, 0, 5)).await; // offsets 0..=1, not idempotent
+        ok(&log, &batch_builder::batch(2, 0, 5)).await; // offsets 0..=1, not idempotent
         let mut p = Producer::new(7);
         let b = p.next(3);
         let a = ok(&log, &b).await;
@@ -102,7 +102,7 @@ fn exact_retry_is_answered_with_the_original_offsets() {
         let a2 = ok(&log, &p.next(1)).await;
         assert_eq!(a2.base_offset, 5);
         // non-idempotent batches are never deduplicated
-        let plain = test_batches::batch(1, 0, 5);
+        let plain = batch_builder::batch(1, 0, 5);
         ok(&log, &plain).await;
         ok(&log, &plain).await;
         assert_eq!(log.log_end_offset(), 8);
@@ -126,7 +126,7 @@ fn duplicate_anywhere_in_the_five_batch_window() {
             // another producer and plain batches interleave
             ok(&log, &q.next(1)).await;
             if i % 2 == 0 {
-                ok(&log, &test_batches::batch(1, 0, 1)).await;
+                ok(&log, &batch_builder::batch(1, 0, 1)).await;
             }
         }
         // 3 back from the newest
@@ -225,7 +225,7 @@ fn batches_of_one_request_are_checked_in_order_all_or_nothing() {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         let set = concat(&[
             idem(1, 0, 0, 2),
-            test_batches::batch(1, 0, 1),
+            batch_builder::batch(1, 0, 1),
             idem(1, 0, 2, 3),
         ]);
         let a = log.append(set.clone(), 0).await.unwrap();
@@ -252,7 +252,7 @@ fn transactional_and_malformed_idempotent_batches_are_rejected() {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         let mut b = idem(1, 0, 0, 1);
         b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
-        test_batches::fix_crc(&mut b);
+        batch_builder::fix_crc(&mut b);
         assert_err(&log, &b, 42).await;
         assert_err(&log, &idem(1, 0, -1, 1), 87).await; // producer id without a sequence
         assert!(log.producer_state(1).is_none());
@@ -290,7 +290,7 @@ async fn history(log: &PartitionLog, n: usize) -> (Producer, Producer, Vec<(Vec<
         sent.push((b, a));
         if i % 3 == 0 {
             ok(log, &q.next(1)).await;
-            ok(log, &test_batches::batch(2, 0, 10)).await;
+            ok(log, &batch_builder::batch(2, 0, 10)).await;
         }
     }
     (p, q, sent)
@@ -533,7 +533,7 @@ fn producer_ids_per_partition_are_bounded_oldest_first() {
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         // 1,000 producers, each with one batch; later producers have later timestamps.
         for pid in 0..1_000i64 {
-            let b = test_batches::idempotent_batch(1, 1_000 + pid, 5, pid, 0, 0);
+            let b = batch_builder::idempotent_batch(1, 1_000 + pid, 5, pid, 0, 0);
             log.append_from_client(Bytes::from(b), 2_000).await.unwrap();
         }
         let states = log.producer_states();
@@ -542,7 +542,7 @@ fn producer_ids_per_partition_are_bounded_oldest_first() {
         // The newest are the ones kept, and they still detect a retried batch.
         assert!(log.producer_state(999).is_some());
         assert!(log.producer_state(0).is_none());
-        let retry = test_batches::idempotent_batch(1, 1_999, 5, 999, 0, 0);
+        let retry = batch_builder::idempotent_batch(1, 1_999, 5, 999, 0, 0);
         let info = log
             .append_from_client(Bytes::from(retry), 2_000)
             .await

@@ -1,9 +1,9 @@
 //! Tests of the partition log against real files in temporary directories.
 
 use crate::log::batch::{validate_batch, BatchHeader, TimestampType};
+use crate::log::batch_builder::{self, concat};
 use crate::log::recovery::CLEAN_SHUTDOWN_MARKER;
 use crate::log::segment::segment_paths;
-use crate::log::test_batches::{self, concat};
 use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog};
 use crate::runtime::file::run_local;
 use crate::runtime::file::tests::resident_pages;
@@ -50,7 +50,7 @@ fn batches(b: &Bytes) -> Vec<BatchHeader> {
 /// Append `n` single-batch produce requests of `records` records each.
 async fn fill(log: &PartitionLog, n: usize, records: usize, ts: i64) {
     for i in 0..n {
-        let b = test_batches::batch(records, ts + i as i64, 20);
+        let b = batch_builder::batch(records, ts + i as i64, 20);
         log.append_hw(Bytes::from(b), ts + i as i64).await.unwrap();
     }
 }
@@ -89,7 +89,7 @@ fn write_behind_starts_writeback_in_whole_chunks() {
         let seg = log.active_segment();
         let mut last = 0;
         for _ in 0..40 {
-            log.append_hw(Bytes::from(test_batches::batch(3, 1000, 700)), 5000)
+            log.append_hw(Bytes::from(batch_builder::batch(3, 1000, 700)), 5000)
                 .await
                 .unwrap();
             let size = seg.size();
@@ -110,7 +110,7 @@ fn offsets_are_dense_across_appends() {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         assert_eq!(log.log_end_offset(), 0);
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(3, 1000, 10)), 5000)
+            .append_hw(Bytes::from(batch_builder::batch(3, 1000, 10)), 5000)
             .await
             .unwrap();
         assert_eq!((a.base_offset, a.last_offset), (0, 2));
@@ -118,13 +118,13 @@ fn offsets_are_dense_across_appends() {
         assert_eq!(a.log_start_offset, 0);
         // two batches in one request
         let set = concat(&[
-            test_batches::batch(2, 1000, 10),
-            test_batches::batch(4, 1000, 10),
+            batch_builder::batch(2, 1000, 10),
+            batch_builder::batch(4, 1000, 10),
         ]);
         let a = log.append_hw(set, 5000).await.unwrap();
         assert_eq!((a.base_offset, a.last_offset), (3, 8));
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(1, 1000, 10)), 5000)
+            .append_hw(Bytes::from(batch_builder::batch(1, 1000, 10)), 5000)
             .await
             .unwrap();
         assert_eq!((a.base_offset, a.last_offset), (9, 9));
@@ -143,8 +143,8 @@ fn concurrent_appends_are_serialized() {
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         let (a, b) = futures_lite::future::zip(
-            log.append_hw(Bytes::from(test_batches::batch(5, 0, 10)), 0),
-            log.append_hw(Bytes::from(test_batches::batch(7, 0, 10)), 0),
+            log.append_hw(Bytes::from(batch_builder::batch(5, 0, 10)), 0),
+            log.append_hw(Bytes::from(batch_builder::batch(7, 0, 10)), 0),
         )
         .await;
         let (a, b) = (a.unwrap(), b.unwrap());
@@ -165,8 +165,8 @@ fn invalid_batch_rejects_whole_set() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        let good = test_batches::batch(2, 0, 10);
-        let mut bad = test_batches::batch(2, 0, 10);
+        let good = batch_builder::batch(2, 0, 10);
+        let mut bad = batch_builder::batch(2, 0, 10);
         let n = bad.len();
         bad[n - 1] ^= 1;
         let e = log.append_hw(concat(&[good, bad]), 0).await.unwrap_err();
@@ -178,7 +178,7 @@ fn invalid_batch_rejects_whole_set() {
         c.max_message_bytes = 100;
         log.set_config(c);
         let e = log
-            .append_hw(Bytes::from(test_batches::batch(5, 0, 50)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(5, 0, 50)), 0)
             .await
             .unwrap_err();
         assert!(matches!(e, LogError::MessageTooLarge { .. }));
@@ -221,7 +221,7 @@ fn rolls_by_size_and_finds_offsets_across_segments() {
         assert_eq!(log.segment_bases(), bases);
         assert_all_readable(&log).await;
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(1, 0, 1)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(1, 0, 1)), 0)
             .await
             .unwrap();
         assert_eq!(a.base_offset, 120);
@@ -237,15 +237,15 @@ fn rolls_by_age() {
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         // empty active segment never rolls
         assert!(!log.maybe_roll(1_000_000).await.unwrap());
-        log.append_hw(Bytes::from(test_batches::batch(1, 0, 5)), 10_000)
+        log.append_hw(Bytes::from(batch_builder::batch(1, 0, 5)), 10_000)
             .await
             .unwrap();
-        log.append_hw(Bytes::from(test_batches::batch(1, 0, 5)), 10_500)
+        log.append_hw(Bytes::from(batch_builder::batch(1, 0, 5)), 10_500)
             .await
             .unwrap();
         assert_eq!(log.segment_count(), 1);
         // age counts from the first append into the segment
-        log.append_hw(Bytes::from(test_batches::batch(1, 0, 5)), 11_001)
+        log.append_hw(Bytes::from(batch_builder::batch(1, 0, 5)), 11_001)
             .await
             .unwrap();
         assert_eq!(log.segment_bases(), vec![0, 2]);
@@ -259,8 +259,8 @@ fn rolls_by_age() {
 /// Appends a small, a big and a small batch of two records each (offsets 0..=1, 2..=3, 4..=5);
 /// returns the small and the big batch's bytes.
 async fn append_small_big_small(log: &PartitionLog) -> (Vec<u8>, Vec<u8>) {
-    let small = test_batches::batch(2, 0, 10);
-    let big = test_batches::batch(2, 0, 500);
+    let small = batch_builder::batch(2, 0, 10);
+    let big = batch_builder::batch(2, 0, 500);
     log.append_hw(Bytes::from(small.clone()), 0).await.unwrap();
     log.append_hw(Bytes::from(big.clone()), 0).await.unwrap();
     log.append_hw(Bytes::from(small.clone()), 0).await.unwrap();
@@ -322,7 +322,7 @@ fn torn_tail_is_truncated_on_recovery() {
         (full_len, last_batch_len) = run_local(async {
             let log = PartitionLog::open(&d, cfg()).await.unwrap();
             fill(&log, 20, 2, 0).await;
-            let last = test_batches::batch(3, 0, 40);
+            let last = batch_builder::batch(3, 0, 40);
             log.append_hw(Bytes::from(last.clone()), 0).await.unwrap();
             assert_eq!(log.log_end_offset(), 43);
             // no close(): simulates a crash
@@ -342,7 +342,7 @@ fn torn_tail_is_truncated_on_recovery() {
         assert_all_readable(&log).await;
         // appends continue at the recovered end
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(1, 0, 1)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(1, 0, 1)), 0)
             .await
             .unwrap();
         assert_eq!(a.base_offset, 40);
@@ -390,7 +390,7 @@ fn garbage_tail_and_corrupt_batch_are_truncated() {
         let log = PartitionLog::open(&d, cfg()).await.unwrap();
         assert_eq!(log.log_end_offset(), 0);
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(2, 0, 1)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(2, 0, 1)), 0)
             .await
             .unwrap();
         assert_eq!(a.base_offset, 0);
@@ -440,7 +440,7 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     let (entries, tentries) = run_local(async {
         let log = PartitionLog::open(&d, cfg()).await.unwrap();
         for i in 0..30 {
-            log.append_hw(Bytes::from(test_batches::batch(2, 1000 + i * 10, 30)), 0)
+            log.append_hw(Bytes::from(batch_builder::batch(2, 1000 + i * 10, 30)), 0)
                 .await
                 .unwrap();
         }
@@ -513,7 +513,7 @@ fn clean_shutdown_marker_roundtrip() {
         assert_eq!(log.flushed_offset(), 10);
         log.close().await.unwrap();
         let e = log
-            .append_hw(Bytes::from(test_batches::batch(1, 0, 1)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(1, 0, 1)), 0)
             .await
             .unwrap_err();
         assert!(matches!(e, LogError::Closed));
@@ -585,7 +585,7 @@ fn retention_by_time_and_bytes() {
         let first_size = file_len(&segment_paths(dir.path(), first).0);
         assert!(log.size_bytes() - first_size < 1200 || log.segment_count() == 1);
         let a = log
-            .append_hw(Bytes::from(test_batches::batch(1, 0, 1)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(1, 0, 1)), 0)
             .await
             .unwrap();
         assert_eq!(a.log_start_offset, log.log_start_offset());
@@ -602,7 +602,7 @@ fn offset_for_timestamp_lookups() {
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         // batch i: base offset 3i, records at ts 100*i + {0, 1, 2}
         for i in 0..20 {
-            let b = test_batches::batch_with_timestamps(100 * i, &[0, 1, 2], 20);
+            let b = batch_builder::batch_with_timestamps(100 * i, &[0, 1, 2], 20);
             log.append_hw(Bytes::from(b), 0).await.unwrap();
         }
         assert!(log.segment_count() > 2);
@@ -638,7 +638,10 @@ fn log_append_time_rewrites_with_valid_crc() {
         c.timestamp_type = TimestampType::LogAppendTime;
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         log.set_leader_epoch(Some(3));
-        let set = concat(&[test_batches::batch(2, 10, 5), test_batches::batch(3, 20, 5)]);
+        let set = concat(&[
+            batch_builder::batch(2, 10, 5),
+            batch_builder::batch(3, 20, 5),
+        ]);
         let a = log.append_hw(set, 777_000).await.unwrap();
         assert_eq!(a.log_append_time, 777_000);
         let hs = batches(&log.read(0, 1 << 20, false).await.unwrap());
@@ -660,7 +663,7 @@ fn create_time_topic_keeps_client_timestamps_and_epoch() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        let mut b = test_batches::batch(2, 10, 5);
+        let mut b = batch_builder::batch(2, 10, 5);
         b[12..16].copy_from_slice(&9i32.to_be_bytes()); // client-sent epoch, outside the CRC
         log.append_hw(Bytes::from(b), 123).await.unwrap();
         let hs = batches(&log.read(0, 1 << 20, false).await.unwrap());
@@ -681,7 +684,7 @@ fn drop_behind_evicts_written_back_pages_and_they_stay_readable() {
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         let seg = log.active_segment();
-        let append = |ts: i64| log.append_hw(Bytes::from(test_batches::batch(3, ts, 700)), ts);
+        let append = |ts: i64| log.append_hw(Bytes::from(batch_builder::batch(3, ts, 700)), ts);
         for ts in 0..12 {
             append(ts).await.unwrap();
         }
@@ -710,12 +713,12 @@ fn gathered_append_stores_the_request_bytes_with_offset_and_epoch_set() {
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
         log.set_leader_epoch(Some(7));
-        let first = test_batches::batch(1, 5, 30);
+        let first = batch_builder::batch(1, 5, 30);
         log.append_hw(Bytes::from(first.clone()), 1).await.unwrap();
         let sizes = [(2, 40), (5, 3), (1, 900)];
         let set: Vec<Vec<u8>> = sizes
             .iter()
-            .map(|&(n, len)| test_batches::batch(n, 100, len))
+            .map(|&(n, len)| batch_builder::batch(n, 100, len))
             .collect();
         log.append_hw(concat(&set), 2).await.unwrap();
 
@@ -741,10 +744,10 @@ fn create_time_topic_clears_a_client_set_log_append_time_bit() {
     let dir = tempfile::tempdir().unwrap();
     run_local(async {
         let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
-        let mut marked = test_batches::batch(2, 10, 5);
+        let mut marked = batch_builder::batch(2, 10, 5);
         marked[22] |= 0x08; // attributes low byte
-        test_batches::fix_crc(&mut marked);
-        let plain = test_batches::batch(1, 30, 5);
+        batch_builder::fix_crc(&mut marked);
+        let plain = batch_builder::batch(1, 30, 5);
         log.append_hw(concat(&[marked, plain.clone()]), 99)
             .await
             .unwrap();
@@ -767,12 +770,12 @@ fn record_set_larger_than_segment_is_rejected() {
         c.segment_bytes = 200;
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         let e = log
-            .append_hw(Bytes::from(test_batches::batch(10, 0, 50)), 0)
+            .append_hw(Bytes::from(batch_builder::batch(10, 0, 50)), 0)
             .await
             .unwrap_err();
         assert_eq!(e.kafka_error_code(), 18);
         // a set that fits an empty segment but not the current one rolls first
-        let b = test_batches::batch(1, 0, 100);
+        let b = batch_builder::batch(1, 0, 100);
         log.append_hw(Bytes::from(b.clone()), 0).await.unwrap();
         log.append_hw(Bytes::from(b), 0).await.unwrap();
         assert_eq!(log.segment_bases(), vec![0, 1]);
@@ -789,7 +792,7 @@ fn recovery_at_every_truncation_point() {
         let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
         let mut ends = vec![(0u64, 0i64)];
         for i in 0..5 {
-            log.append_hw(Bytes::from(test_batches::batch(i + 1, 0, 13)), 0)
+            log.append_hw(Bytes::from(batch_builder::batch(i + 1, 0, 13)), 0)
                 .await
                 .unwrap();
             ends.push((log.size_bytes(), log.log_end_offset()));
@@ -852,7 +855,7 @@ fn garbage_files_never_panic() {
                 let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
                 for _ in 0..(next() % 12) {
                     let n = (next() % 4 + 1) as usize;
-                    log.append_hw(Bytes::from(test_batches::batch(n, 0, 30)), 0)
+                    log.append_hw(Bytes::from(batch_builder::batch(n, 0, 30)), 0)
                         .await
                         .unwrap();
                 }
@@ -890,7 +893,7 @@ fn garbage_files_never_panic() {
                     assert_all_readable(&log).await;
                     let leo = log.log_end_offset();
                     let a = log
-                        .append_hw(Bytes::from(test_batches::batch(1, 0, 1)), 0)
+                        .append_hw(Bytes::from(batch_builder::batch(1, 0, 1)), 0)
                         .await
                         .unwrap();
                     assert_eq!(a.base_offset, leo);
@@ -1107,7 +1110,7 @@ fn a_whole_batch_out_of_order_keeps_the_partition_offline_and_deletes_nothing() 
     run_local(async {
         let log = PartitionLog::open(dir.path(), c.clone()).await.unwrap();
         for i in 0..12 {
-            log.append_hw(Bytes::from(test_batches::batch(2, i, 40)), i)
+            log.append_hw(Bytes::from(batch_builder::batch(2, i, 40)), i)
                 .await
                 .unwrap();
         }
@@ -1161,7 +1164,7 @@ fn segment_index_bytes_rolls_when_the_offset_index_is_full_and_jitter_shortens_s
         let log = PartitionLog::open(dir.path(), c).await.unwrap();
         // index.interval.bytes is 200: every batch of ~300 bytes past the first adds an entry.
         for i in 0..12 {
-            log.append_hw(Bytes::from(test_batches::batch(5, i, 50)), i)
+            log.append_hw(Bytes::from(batch_builder::batch(5, i, 50)), i)
                 .await
                 .unwrap();
         }
@@ -1181,7 +1184,7 @@ fn segment_index_bytes_rolls_when_the_offset_index_is_full_and_jitter_shortens_s
             let log = PartitionLog::open(&dir.path().join(format!("t-{p}")), c)
                 .await
                 .unwrap();
-            log.append_hw(Bytes::from(test_batches::batch(1, 0, 5)), 0)
+            log.append_hw(Bytes::from(batch_builder::batch(1, 0, 5)), 0)
                 .await
                 .unwrap();
             let base = log.active_segment().roll_base_ms();

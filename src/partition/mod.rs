@@ -170,7 +170,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::test_batches;
+    use crate::log::batch_builder;
     use crate::runtime::file::run_local;
 
     #[test]
@@ -183,11 +183,11 @@ mod tests {
             assert_eq!(p.high_watermark(), 0);
             assert!(p.leader_epochs().is_empty());
             let a = p
-                .append_from_client(Bytes::from(test_batches::batch(3, 1000, 10)), 1000)
+                .append_from_client(Bytes::from(batch_builder::batch(3, 1000, 10)), 1000)
                 .await
                 .unwrap();
             assert_eq!((a.base_offset, p.high_watermark()), (0, 3));
-            p.append_from_client(Bytes::from(test_batches::batch(2, 1000, 10)), 1000)
+            p.append_from_client(Bytes::from(batch_builder::batch(2, 1000, 10)), 1000)
                 .await
                 .unwrap();
             assert_eq!(p.high_watermark(), 5);
@@ -202,7 +202,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(p.high_watermark(), 5);
-            p.append_from_client(Bytes::from(test_batches::batch(1, 1000, 10)), 1000)
+            p.append_from_client(Bytes::from(batch_builder::batch(1, 1000, 10)), 1000)
                 .await
                 .unwrap();
             assert_eq!(p.leader_epochs(), vec![(0, 0), (2, 5)]);

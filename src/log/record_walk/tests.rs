@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::log::batch::{write_varlong, BatchHeader};
-use crate::log::test_batches::{self, compressed, with_payload};
+use crate::log::batch_builder::{self, compressed, with_payload};
 
 fn walk_all(batch: &[u8]) -> Result<Vec<RecordInfo>, WalkError> {
     let h = BatchHeader::parse(batch).expect("header");
@@ -32,7 +32,7 @@ fn record(ts_delta: i64, offset_delta: i64) -> Vec<u8> {
 
 #[test]
 fn every_codec_walks_the_same_records() {
-    let plain = test_batches::batch(500, 1_000, 37);
+    let plain = batch_builder::batch(500, 1_000, 37);
     let expected = walk_all(&plain).unwrap();
     assert_eq!(expected.len(), 500);
     for (i, r) in expected.iter().enumerate() {
@@ -49,7 +49,7 @@ fn every_codec_walks_the_same_records() {
 #[test]
 fn raw_snappy_without_xerial_framing_walks() {
     // librdkafka writes one raw snappy block; snappy-java (Kafka) accepts it.
-    let plain = test_batches::batch(20, 0, 10);
+    let plain = batch_builder::batch(20, 0, 10);
     let raw = snap::raw::Encoder::new()
         .compress_vec(&plain[HEADER_LEN..])
         .unwrap();
@@ -59,7 +59,7 @@ fn raw_snappy_without_xerial_framing_walks() {
 
 #[test]
 fn unknown_codecs_and_garbage_payloads_fail() {
-    let plain = test_batches::batch(3, 0, 10);
+    let plain = batch_builder::batch(3, 0, 10);
     for codec in 5..=7 {
         assert_eq!(
             walk_all(&compressed(&plain, codec)).unwrap_err(),
@@ -84,13 +84,13 @@ fn unknown_codecs_and_garbage_payloads_fail() {
 fn set_count(b: &mut [u8], count: i32) {
     b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
     b[57..61].copy_from_slice(&count.to_be_bytes());
-    test_batches::fix_crc(b);
+    batch_builder::fix_crc(b);
 }
 
 #[test]
 fn record_count_must_match_the_records_for_every_codec() {
     for codec in 0..=4 {
-        let plain = test_batches::batch(3, 0, 10);
+        let plain = batch_builder::batch(3, 0, 10);
         for claimed in [1, 2, 4, i32::MAX] {
             let mut b = plain.clone();
             set_count(&mut b, claimed);
@@ -106,7 +106,7 @@ fn record_count_must_match_the_records_for_every_codec() {
 
 #[test]
 fn lying_record_fields_fail() {
-    let plain = test_batches::batch(1, 0, 0);
+    let plain = batch_builder::batch(1, 0, 0);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("length too long", {
             let mut r = record(0, 0);
@@ -187,7 +187,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
     let records: Vec<u8> = one.iter().copied().cycle().take(7 << 20).collect();
     let payload = zstd::stream::encode_all(&records[..], 1).unwrap();
     assert!(payload.len() < 64 << 10, "{} bytes", payload.len());
-    let mut plain = test_batches::batch(1, 0, 0);
+    let mut plain = batch_builder::batch(1, 0, 0);
     set_count(&mut plain, i32::MAX);
     let b = with_payload(&plain, 4, &payload);
     let h = BatchHeader::parse(&b).unwrap();
@@ -208,7 +208,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
 #[test]
 fn find_record_by_timestamp_in_every_codec() {
     crate::runtime::file::run_local(async {
-        let plain = test_batches::batch_with_timestamps(100, &[0, 5, 3, 10], 4);
+        let plain = batch_builder::batch_with_timestamps(100, &[0, 5, 3, 10], 4);
         for codec in 0..=4 {
             let mut b = compressed(&plain, codec);
             crate::log::batch::set_base_offset(&mut b, 20);

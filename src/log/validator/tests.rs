@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::log::batch::write_varlong;
-use crate::log::test_batches::{self, compressed, concat, with_payload};
+use crate::log::batch_builder::{self, compressed, concat, with_payload};
 use crate::runtime::file::run_local;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -24,7 +24,7 @@ fn invalid_record(r: Result<ValidatedBatch, LogError>) -> String {
 
 #[test]
 fn good_batches_of_every_codec_pass() {
-    let plain = test_batches::batch(50, NOW, 20);
+    let plain = batch_builder::batch(50, NOW, 20);
     for codec in 0..=4 {
         let v = check(&compressed(&plain, codec)).unwrap();
         assert_eq!(v.span.pos, 0);
@@ -35,21 +35,21 @@ fn good_batches_of_every_codec_pass() {
 
 #[test]
 fn one_batch_per_request() {
-    let a = test_batches::batch(1, NOW, 5);
+    let a = batch_builder::batch(1, NOW, 5);
     let m = invalid_record(check(&concat(&[a.clone(), a])));
     assert!(m.contains("exactly one record batch"), "{m}");
 }
 
 #[test]
 fn magic_other_than_2_is_invalid_record() {
-    let mut b = test_batches::batch(1, NOW, 5);
+    let mut b = batch_builder::batch(1, NOW, 5);
     b[16] = 1;
     invalid_record(check(&b));
 }
 
 #[test]
 fn unknown_codec_and_header_count_lies_are_invalid_record() {
-    let plain = test_batches::batch(1, NOW, 5);
+    let plain = batch_builder::batch(1, NOW, 5);
     for codec in 5..=7 {
         let m = invalid_record(check(&compressed(&plain, codec)));
         assert!(m.contains("unknown compression codec"), "{m}");
@@ -58,18 +58,18 @@ fn unknown_codec_and_header_count_lies_are_invalid_record() {
     let mut b = plain.clone();
     b[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
     b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-    test_batches::fix_crc(&mut b);
+    batch_builder::fix_crc(&mut b);
     invalid_record(check(&compressed(&b, 1)));
 }
 
 #[test]
 fn control_batches_and_missing_sequences_are_refused() {
-    let mut b = test_batches::batch(1, NOW, 5);
+    let mut b = batch_builder::batch(1, NOW, 5);
     b[22] |= 0x20;
-    test_batches::fix_crc(&mut b);
+    batch_builder::fix_crc(&mut b);
     let m = invalid_record(check(&b));
     assert!(m.contains("control"), "{m}");
-    let b = test_batches::idempotent_batch(1, NOW, 5, 7, 0, -1);
+    let b = batch_builder::idempotent_batch(1, NOW, 5, 7, 0, -1);
     invalid_record(check(&b));
 }
 
@@ -84,7 +84,7 @@ fn offset_deltas_must_count_from_zero() {
         write_varlong(&mut payload, body.len() as i64);
         payload.extend_from_slice(&body);
     }
-    let two = test_batches::batch(2, NOW, 0);
+    let two = batch_builder::batch(2, NOW, 0);
     for codec in [0, 1, 3] {
         let b = compressed(&with_payload(&two, 0, &payload), codec);
         let m = invalid_record(check(&b));
@@ -100,7 +100,7 @@ fn timestamps_outside_the_window_are_invalid_timestamp() {
         ..LogConfig::default()
     };
     // Records at NOW-2000 .. NOW+2000 in steps of 1000: the first and the last two are out.
-    let b = test_batches::batch_with_timestamps(NOW - 2_000, &[0, 1_000, 2_000, 3_000, 4_000], 3);
+    let b = batch_builder::batch_with_timestamps(NOW - 2_000, &[0, 1_000, 2_000, 3_000, 4_000], 3);
     for codec in [0, 2, 4] {
         match check_with(&compressed(&b, codec), &cfg) {
             Err(LogError::InvalidTimestamp(errors)) => {
@@ -112,12 +112,12 @@ fn timestamps_outside_the_window_are_invalid_timestamp() {
         }
     }
     // Kafka 4's defaults: anything in the past, at most one hour ahead.
-    let old = test_batches::batch(1, 0, 3);
+    let old = batch_builder::batch(1, 0, 3);
     assert!(check(&old).is_ok());
-    let ahead = test_batches::batch(1, NOW + 3_600_001, 3);
+    let ahead = batch_builder::batch(1, NOW + 3_600_001, 3);
     assert!(matches!(check(&ahead), Err(LogError::InvalidTimestamp(_))));
     // -1 means "no timestamp" and is never out of range.
-    let none = test_batches::batch(1, -1, 3);
+    let none = batch_builder::batch(1, -1, 3);
     assert!(check_with(&none, &cfg).is_ok());
     // LogAppendTime topics stamp their own time: no window.
     let lat = LogConfig {
@@ -129,9 +129,9 @@ fn timestamps_outside_the_window_are_invalid_timestamp() {
 
 #[test]
 fn the_true_max_timestamp_is_reported() {
-    let mut b = test_batches::batch_with_timestamps(NOW, &[0, 7, 3], 3);
+    let mut b = batch_builder::batch_with_timestamps(NOW, &[0, 7, 3], 3);
     b[35..43].copy_from_slice(&(NOW + 1_000).to_be_bytes()); // header lies
-    test_batches::fix_crc(&mut b);
+    batch_builder::fix_crc(&mut b);
     let v = check(&b).unwrap();
     assert_eq!(v.span.header.max_timestamp, NOW + 1_000);
     assert_eq!(v.max_timestamp, NOW + 7);
@@ -141,7 +141,7 @@ fn the_true_max_timestamp_is_reported() {
 fn compression_type_reencodes_to_the_topic_codec() {
     use crate::log::batch::validate_batch;
     use crate::log::record_walk::Codec;
-    let plain = test_batches::batch_with_timestamps(NOW, &[0, 4, 2], 30);
+    let plain = batch_builder::batch_with_timestamps(NOW, &[0, 4, 2], 30);
     let expected: Vec<_> = {
         let h = validate_batch(&plain).unwrap();
         let mut w = RecordWalker::new(&plain, &h).unwrap();

@@ -14,7 +14,7 @@ use crate::group::codec::records_in;
 use crate::group::coordinator::CoordinatorConfig;
 use crate::group::timers::{LocalFuture, ShardDriver};
 use crate::group::{GroupConfig, GroupCoordinator, GroupStorage, OFFSETS_TOPIC};
-use crate::log::test_batches::{build, TestRecord};
+use crate::log::batch_builder::{build, RecordSpec};
 use crate::runtime::{self, now_ms};
 use crate::shard::{self, partition_ops};
 
@@ -38,9 +38,9 @@ impl GroupStorage for ShardGroupStorage {
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> LocalFuture<Result<i64, i16>> {
         Box::pin(async move {
-            let recs: Vec<TestRecord> = records
+            let recs: Vec<RecordSpec> = records
                 .into_iter()
-                .map(|(k, v)| TestRecord {
+                .map(|(k, v)| RecordSpec {
                     key: Some(k.to_vec()),
                     value: v.map(|v| v.to_vec()),
                     timestamp_delta: 0,

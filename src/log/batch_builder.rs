@@ -1,13 +1,13 @@
-//! Builders of valid uncompressed RecordBatch v2 blobs, for tests (here and in the broker's
-//! own tests). Public, not `cfg(test)`, so other crates' and modules' tests can reuse it; it
-//! does no I/O and has no effect unless called.
+//! Builders of valid uncompressed RecordBatch v2 blobs: the group coordinator's
+//! `__consumer_offsets` records are written with [`build`], and tests (here, in `tests/` and in
+//! the fuzz seeds) build their batches with the same code. No I/O.
 
 use crate::log::batch::{write_varlong, HEADER_LEN};
 use bytes::Bytes;
 
-/// One record to put in a batch.
+/// One record to put in a batch (key, value, timestamp offset from the batch's base).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestRecord {
+pub struct RecordSpec {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     /// Added to the batch's base timestamp.
@@ -16,7 +16,7 @@ pub struct TestRecord {
 
 /// Build a batch with base offset 0, producer id -1 (no idempotence), CreateTime.
 /// `maxTimestamp` = base + the largest delta, CRC32C correct.
-pub fn build(base_timestamp: i64, records: &[TestRecord]) -> Vec<u8> {
+pub fn build(base_timestamp: i64, records: &[RecordSpec]) -> Vec<u8> {
     build_with_producer(base_timestamp, records, -1, -1, -1)
 }
 
@@ -25,7 +25,7 @@ pub fn build(base_timestamp: i64, records: &[TestRecord]) -> Vec<u8> {
 /// past `i32::MAX` to 0 as Kafka's producer does).
 pub fn build_with_producer(
     base_timestamp: i64,
-    records: &[TestRecord],
+    records: &[RecordSpec],
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
@@ -78,8 +78,8 @@ pub fn build_with_producer(
 /// A batch of `n` records with null keys, `value_len`-byte values and timestamps
 /// `base_timestamp + i`.
 pub fn batch(n: usize, base_timestamp: i64, value_len: usize) -> Vec<u8> {
-    let recs: Vec<TestRecord> = (0..n)
-        .map(|i| TestRecord {
+    let recs: Vec<RecordSpec> = (0..n)
+        .map(|i| RecordSpec {
             key: None,
             value: Some(vec![(i % 251) as u8; value_len]),
             timestamp_delta: i as i64,
@@ -98,8 +98,8 @@ pub fn idempotent_batch(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Vec<u8> {
-    let recs: Vec<TestRecord> = (0..n)
-        .map(|i| TestRecord {
+    let recs: Vec<RecordSpec> = (0..n)
+        .map(|i| RecordSpec {
             key: None,
             value: Some(vec![(i % 251) as u8; value_len]),
             timestamp_delta: i as i64,
@@ -116,9 +116,9 @@ pub fn idempotent_batch(
 
 /// A batch with one record per entry of `deltas` (timestamp = base + delta).
 pub fn batch_with_timestamps(base_timestamp: i64, deltas: &[i64], value_len: usize) -> Vec<u8> {
-    let recs: Vec<TestRecord> = deltas
+    let recs: Vec<RecordSpec> = deltas
         .iter()
-        .map(|d| TestRecord {
+        .map(|d| RecordSpec {
             key: None,
             value: Some(vec![7u8; value_len]),
             timestamp_delta: *d,
