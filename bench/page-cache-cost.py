@@ -11,7 +11,7 @@
 
 On a VM whose balloon device reports free pages to the host (virtio_balloon with
 FREE_PAGE_REPORTING), case 1 pays a host page fault per page allocated from reported memory;
-cases 2 and 3 mostly do not. Why shardlog has `log.drop.behind.bytes`: see bench/README.md.
+cases 2 and 3 mostly do not. Why shardlog has `log.drop.behind.bytes`: see docs/PERFORMANCE.md ("Drop-behind").
 """
 import os
 import sys

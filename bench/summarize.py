@@ -325,7 +325,7 @@ for label, rn in (("(a) produce MB/s", "produce"), ("(b) catch-up consume MB/s",
 w("")
 w("On a VM whose balloon device reports free pages to the host, every page-cache page allocated from")
 w("reported memory costs a host page fault; dropping written-back pages recycles a small set of")
-w("pages instead (bench/README.md, \"drop-behind\"). Catch-up reads of dropped data go to the disk.")
+w("pages instead (docs/PERFORMANCE.md, \"drop-behind\"). Catch-up reads of dropped data go to the disk.")
 w("")
 
 # ---- targets --------------------------------------------------------------------------------------

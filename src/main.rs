@@ -9,7 +9,7 @@ use shardlog::config::{BrokerConfig, BROKER_SETTINGS, TOPIC_SETTINGS};
 // Fetches and produces allocate and free buffers of up to a few MiB per request on every shard.
 // glibc's malloc serves those from fresh mmaps (or trims them back to the kernel) so each request
 // page-faults and zeroes its memory again; mimalloc keeps per-thread pages for reuse. Measured in
-// bench/README.md ("allocator").
+// docs/PERFORMANCE.md ("allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -256,7 +256,7 @@ def thp():
 def balloon():
     """The virtio balloon, if any, and whether it reports free pages to the host (feature bit 5,
     VIRTIO_BALLOON_F_REPORTING): then every page-cache page allocated from reported memory costs
-    a host page fault (see log.drop.behind.bytes in bench/README.md, "Drop-behind")."""
+    a host page fault (see log.drop.behind.bytes in docs/PERFORMANCE.md, "Drop-behind")."""
     base = f"{SYS}/bus/virtio/devices"
     try:
         names = sorted(os.listdir(base))

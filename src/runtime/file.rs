@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 /// when the kernel throttles writers (too many dirty pages) or must read back an evicted partial
 /// tail page, the whole shard waits, not just one worker thread; `uring` avoids that at the cost
 /// of throughput.
-/// Measured in bench/README.md ("append path"); `Uring` stays for comparison.
+/// Measured in docs/PERFORMANCE.md ("append path"); `Uring` stays for comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendIo {
     Pwrite,
