@@ -1,9 +1,10 @@
 //! shardlog: a Kafka-compatible streaming broker, thread-per-core.
 //!
-//! Module layering (each depends only on those below it):
-//! `server` (listener, connections, per-API handlers) → `shard` (per-core state, partition
-//! operations, metadata controller) → `log` / `metadata` → `runtime` (the only glommio user).
-//! `wire` (framing and the API table) knows nothing of storage. See docs/ARCHITECTURE.md.
+//! Module layering (each depends only on those below it; `tests/layers.rs` checks the full
+//! table in docs/ARCHITECTURE.md): `server` (listener, sessions, the list of APIs, handlers) →
+//! `controller` (metadata changes, on shard 0) → `shard` (per-core state, partition operations)
+//! → `partition` (replica set, leader epoch, high watermark) → `log` (storage) → `runtime` (the
+//! only glommio user). `metadata`, `wire`, `timer`, `metrics` and `config` sit beside them.
 
 // Anything a client or the disk can make fail is handled, never unwrapped (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

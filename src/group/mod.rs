@@ -18,7 +18,7 @@
 //! - [`coordinator`]: the per-shard coordinator tying these to storage and timers.
 //!
 //! This module depends only on `log` (batch parsing) and `runtime` (the default driver); the
-//! shard glue (which log to append to, when to load) is in `server::handlers::group_storage`.
+//! shard glue (which log to append to, when to load) is in `server::group_host`.
 
 pub mod codec;
 pub mod consumer_protocol;

@@ -200,7 +200,7 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         runtime::spawn(async {
             match controller::bootstrap().await {
                 Ok(()) => {
-                    crate::server::handlers::group_storage::ensure_offsets_topic().await;
+                    crate::server::group_host::ensure_offsets_topic().await;
                     // Tell every shard its metadata is loaded; each then starts accepting.
                     for s in 0..runtime::shard_count() {
                         let _ = runtime::submit_to(s, || async { mark_ready() }).await;
@@ -218,7 +218,7 @@ async fn run_shard(id: usize, config: BrokerConfig) {
         return;
     }
     // Consumer groups are loaded before this shard accepts clients.
-    crate::server::handlers::group_storage::start_shard_groups().await;
+    crate::server::group_host::start_shard_groups().await;
     drop(reserve);
     match config
         .listen()

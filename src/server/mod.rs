@@ -6,6 +6,7 @@ pub mod apis;
 pub mod connection;
 pub mod dispatch;
 pub mod frame_reader;
+pub mod group_host;
 pub mod handlers;
 pub mod lifecycle;
 pub mod session;

@@ -7,7 +7,6 @@ pub mod alter_configs;
 pub mod cluster;
 pub mod describe_configs;
 pub mod fetch;
-pub mod group_storage;
 pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;

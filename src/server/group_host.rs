@@ -1,7 +1,10 @@
-//! Glue between the group coordinator and the shard: where `__consumer_offsets` records go, how
-//! the internal topic is created, and loading each shard's groups at startup.
+//! Where the consumer-group coordinator lives on a shard: its storage (`__consumer_offsets`
+//! appends through the normal produce path), the creation of that topic at start-up, and the
+//! loading of each shard's groups from it before the shard accepts clients. Not a handler: the
+//! group APIs are in `handlers::groups`; this is the start-up and storage side.
 //!
-//! Kept out of `group/` so that module depends only on `log` and `runtime` (DESIGN.md layering).
+//! Kept out of `group/` so that module depends only on `log`, `timer` and `runtime`
+//! (docs/ARCHITECTURE.md).
 
 use std::rc::Rc;
 use std::time::Duration;
