@@ -3,7 +3,7 @@
 #   - request: every request frame kcat (librdkafka) and kafka-python send to a broker, recorded
 #     by fuzz/capture.py between them (the broker advertises the proxy, so every connection
 #     goes through it);
-#   - batch, segment, producer_snapshot, group_records, metadata_log: the files that traffic
+#   - batch, segment, producer_snapshot, group_records, metadata_log, leader_epoch: the files that traffic
 #     left in the broker's data directory (stored batches of every codec, segments with their
 #     indexes, producer snapshots, __consumer_offsets, the metadata log).
 #
@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$CORPUS"/{request,batch,segment,producer_snapshot,group_records,metadata_log}
+mkdir -p "$CORPUS"/{request,batch,segment,producer_snapshot,group_records,metadata_log,leader_epoch}
 "$BIN" start --set data.dir="$WORK/data" --set listen=127.0.0.1:$PORT \
     --set advertise=127.0.0.1:$PROXY --set metrics.listen= --set cores=1 \
     --set group.initial.rebalance.delay.ms=0 >"$WORK/broker.log" 2>&1 &
@@ -91,6 +91,8 @@ for d in sorted(os.listdir(data)):
         f = os.path.join(path, name)
         if name.endswith(".snapshot"):
             put("producer_snapshot", open(f, "rb").read())
+        if name == "leader-epoch-checkpoint":
+            put("leader_epoch", open(f, "rb").read())
         if not name.endswith(".log"):
             continue
         log = open(f, "rb").read()[: 64 * 1024]
@@ -109,6 +111,6 @@ for d in sorted(os.listdir(data)):
             batch = log[: 12 + length]
             put("batch", bytes([log[22] & 7]) + batch)
 EOF
-for k in request batch segment producer_snapshot group_records metadata_log; do
+for k in request batch segment producer_snapshot group_records metadata_log leader_epoch; do
     echo "seeds: $k: $(ls "$CORPUS/$k" | wc -l) files"
 done
