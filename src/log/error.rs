@@ -59,6 +59,11 @@ pub enum LogError {
     /// Kafka: KAFKA_STORAGE_ERROR.
     #[error("log I/O error: {0}")]
     Io(#[from] io::Error),
+    /// A file could not be (re)opened for an operation, e.g. no descriptor was free: the data is
+    /// intact and a retry may succeed, so unlike a failed fdatasync this does not stop the log.
+    /// Kafka: KAFKA_STORAGE_ERROR (retriable for clients).
+    #[error("log file unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl LogError {
@@ -76,6 +81,7 @@ impl LogError {
             LogError::InvalidRequest(_) => 42,         // INVALID_REQUEST
             LogError::Closed => 56,                    // KAFKA_STORAGE_ERROR
             LogError::Io(_) => 56,                     // KAFKA_STORAGE_ERROR
+            LogError::Unavailable(_) => 56,            // KAFKA_STORAGE_ERROR
         }
     }
 

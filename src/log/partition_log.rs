@@ -352,8 +352,9 @@ impl PartitionLog {
     /// idempotent producers' epochs and sequences, stamp the leader epoch and (LogAppendTime
     /// topics) the append time, roll if needed, write.
     ///
-    /// The whole record set goes into one segment, as in Kafka. The high watermark advances to
-    /// the new LEO (single node). Durability is *not* implied: call [`PartitionLog::sync`].
+    /// The whole record set goes into one segment, as in Kafka. The high watermark does not
+    /// move: the owner (`partition::Partition`) advances it. Durability is *not* implied: call
+    /// [`PartitionLog::sync`].
     ///
     /// A retried idempotent batch (same producer, epoch and sequence range as one of the
     /// producer's last 5) is not written again: the result has `duplicate: true` and the
@@ -851,7 +852,12 @@ impl PartitionLog {
             return Err(failed_error());
         }
         let result = self.sync_segments().await;
-        if result.is_err() {
+        // A failed fdatasync poisons the log ("fsyncgate", see `failed`); a file that could not
+        // be reopened to sync (no descriptor free) was never synced and can be retried.
+        if result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, LogError::Unavailable(_)))
+        {
             self.failed.set(true);
         }
         result

@@ -6,7 +6,7 @@ use crate::log::offset_index::OffsetIndex;
 use crate::log::record_walk::find_record;
 use crate::log::time_index::TimeIndex;
 use crate::runtime::file::FileSlice;
-use crate::runtime::file_cache::CachedFile;
+use crate::runtime::file_cache::{CachedFile, SyncError};
 use bytes::Bytes;
 use std::cell::Cell;
 use std::io;
@@ -385,7 +385,10 @@ impl Segment {
         }
         if let Err(e) = self.log.fdatasync().await {
             self.dirty.set(true);
-            return Err(e.into());
+            return Err(match e {
+                SyncError::Reopen(e) => LogError::Unavailable(e.to_string()),
+                SyncError::Sync(e) => e.into(),
+            });
         }
         self.indexes_dirty.set(true);
         Ok(())

@@ -13,7 +13,8 @@
 //! Written whole to `leader-epoch-checkpoint.tmp`, fdatasync-ed and renamed over the file.
 //!
 //! # Invariants
-//! - Entries are strictly increasing in both epoch and start offset.
+//! - Entries are strictly increasing in both epoch and start offset (a newer epoch starting at
+//!   an older one's offset replaces it).
 //! - Every entry's start offset is below the log end offset of the log it describes: entries at
 //!   or past it are dropped when the log is opened or truncated ([`LeaderEpochCache::truncate_from_end`]).
 
@@ -21,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::file::{remove_file, rename, LogFile, SerialLock};
+use crate::runtime::file::{blocking, remove_file, rename, LogFile, SerialLock};
 
 /// File name inside the partition directory (Kafka's).
 pub const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -39,6 +40,9 @@ pub struct LeaderEpochCache {
     dirty: Cell<bool>,
     /// The file was written without an fdatasync since (see [`LeaderEpochCache::flush`]).
     unsynced: Cell<bool>,
+    /// Set by [`LeaderEpochCache::close`]: later writes are refused (the partition may be moving
+    /// or its directory about to be deleted).
+    closed: Cell<bool>,
 }
 
 impl LeaderEpochCache {
@@ -61,6 +65,7 @@ impl LeaderEpochCache {
             writing: SerialLock::new(),
             dirty: Cell::new(false),
             unsynced: Cell::new(false),
+            closed: Cell::new(false),
         }
     }
 
@@ -87,11 +92,6 @@ impl LeaderEpochCache {
         entries.push((epoch, start_offset));
         self.dirty.set(true);
         true
-    }
-
-    /// Whether the file lags the entries or was not made durable since it was written.
-    pub fn needs_durable_flush(&self) -> bool {
-        self.dirty.get() || self.unsynced.get()
     }
 
     /// [`LeaderEpochCache::record`], then the file written durably.
@@ -121,9 +121,40 @@ impl LeaderEpochCache {
     /// at the next open), and a clean shutdown makes the file durable.
     pub async fn flush(&self, durable: bool) -> io::Result<()> {
         let _one_at_a_time = self.writing.lock().await?;
-        // Taken after the lock: a write queued behind another writes the newest entries.
+        if self.closed.get() {
+            return Ok(());
+        }
+        self.write(durable).await
+    }
+
+    /// Waits for a write in progress, makes the file durable if it lags the entries or was
+    /// written without an fdatasync, and refuses writes from then on.
+    pub async fn close(&self) -> io::Result<()> {
+        let _one_at_a_time = self.writing.lock().await?;
+        let result = if self.dirty.get() || self.unsynced.get() {
+            self.write(true).await
+        } else {
+            Ok(())
+        };
+        self.closed.set(true);
+        result
+    }
+
+    /// One write of the entries (the caller holds `writing`).
+    async fn write(&self, durable: bool) -> io::Result<()> {
+        // Taken now: a write queued behind another writes the newest entries.
         let text = encode(&self.entries.borrow());
         self.dirty.set(false);
+        let result = self.write_file(&text, durable).await;
+        match &result {
+            Ok(()) => self.unsynced.set(!durable),
+            // The file may be missing or old: write it again next time, durably at close.
+            Err(_) => self.dirty.set(true),
+        }
+        result
+    }
+
+    async fn write_file(&self, text: &str, durable: bool) -> io::Result<()> {
         let tmp = self.path.with_extension("tmp");
         let file = LogFile::open(&tmp).await?;
         let written = async {
@@ -137,13 +168,17 @@ impl LeaderEpochCache {
         .await;
         let closed = file.close().await;
         if let Err(e) = written.and(closed) {
-            self.dirty.set(true);
             let _ = remove_file(&tmp).await;
             return Err(e);
         }
-        rename(&tmp, &self.path)
-            .await
-            .inspect_err(|_| self.dirty.set(true))
+        rename(&tmp, &self.path).await?;
+        if durable {
+            // The rename itself survives a crash once the directory is synced.
+            if let Some(dir) = self.path.parent().map(Path::to_path_buf) {
+                blocking(move || std::fs::File::open(dir)?.sync_all()).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -179,7 +214,7 @@ pub fn decode(text: &str) -> Result<Vec<EpochEntry>, String> {
         }
         if out
             .last()
-            .is_some_and(|(pe, ps)| *pe >= epoch || *ps > start)
+            .is_some_and(|(pe, ps)| *pe >= epoch || *ps >= start)
         {
             return Err(format!("entry {line:?} out of order"));
         }

@@ -45,9 +45,13 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let log = PartitionLog::open(dir, config).await?;
         let epochs = LeaderEpochCache::load(dir).await;
-        // Recovery may have cut the log below entries written before a crash.
+        // Recovery may have cut the log below entries written before a crash. The file is
+        // derived data: failing to rewrite it is worth a warning, not an offline partition.
         if epochs.truncate_from_end(log.log_end_offset()) {
-            epochs.flush(true).await?;
+            if let Err(e) = epochs.flush(true).await {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "rewriting the leader-epoch checkpoint after recovery");
+            }
         }
         log.set_leader_epoch(Some(leader_epoch));
         // One node: the ISR is this replica, so everything in the log is committed.
@@ -157,13 +161,13 @@ impl Partition {
         self.log.sync().await
     }
 
-    /// Closes the log (synced, clean-shutdown marker) and writes the leader-epoch checkpoint if
-    /// a background write has not yet.
+    /// Closes the log (synced, clean-shutdown marker) and the leader-epoch checkpoint (waits
+    /// for a background write, makes the file durable, refuses later writes). The log is
+    /// closed whatever happens to the checkpoint, which is derived data.
     pub async fn close(&self) -> Result<(), LogError> {
-        if self.epochs.needs_durable_flush() {
-            self.epochs.flush(true).await?;
-        }
-        self.log.close().await
+        let epochs = self.epochs.close().await;
+        self.log.close().await?;
+        epochs.map_err(LogError::from)
     }
 }
 

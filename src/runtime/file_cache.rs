@@ -142,6 +142,15 @@ fn compact_ring() {
     });
 }
 
+/// Why [`CachedFile::fdatasync`] failed.
+#[derive(Debug)]
+pub enum SyncError {
+    /// The closed file could not be opened again (e.g. EMFILE): nothing was synced.
+    Reopen(io::Error),
+    /// The fdatasync itself failed.
+    Sync(io::Error),
+}
+
 /// A segment's `.log`, opened when used and closed when the shard needs the descriptor.
 ///
 /// Same operations as [`LogFile`]; each one opens the file first if it is closed. The path is
@@ -177,6 +186,8 @@ impl CachedFile {
 
     fn install(&self, file: LogFile) -> Rc<LogFile> {
         let file = Rc::new(file);
+        // Just used: the eviction below must not pick the file it opened for this operation.
+        self.slot.referenced.set(true);
         let previous = self.slot.file.borrow_mut().replace(file.clone());
         if previous.is_none() {
             OPEN.with(|o| o.set(o.get() + 1));
@@ -255,9 +266,11 @@ impl CachedFile {
         self.file().await?.read_exact_at(pos, len).await
     }
 
-    /// See [`LogFile::fdatasync`].
-    pub async fn fdatasync(&self) -> io::Result<()> {
-        self.file().await?.fdatasync().await
+    /// See [`LogFile::fdatasync`]. Tells a file that could not be reopened (nothing was synced,
+    /// a retry may work) from a failed fdatasync (the kernel may have dropped the pages).
+    pub async fn fdatasync(&self) -> Result<(), SyncError> {
+        let file = self.file().await.map_err(SyncError::Reopen)?;
+        file.fdatasync().await.map_err(SyncError::Sync)
     }
 
     /// See [`LogFile::truncate`].
@@ -271,11 +284,18 @@ impl CachedFile {
     }
 
     /// Unlinks the file, keeping it open (pinned, outside the budget) for readers that still
-    /// hold it, until this value is dropped.
+    /// hold it, until this value is dropped. Pinned before it is (re)opened, so the eviction
+    /// that opening may trigger cannot close it; unlinked even if it cannot be opened (readers
+    /// then fail cleanly), so deleted data never survives a restart.
     pub async fn remove(&self) -> io::Result<()> {
-        let file = self.file().await?;
-        self.slot.pinned.set(true);
-        file.remove().await
+        if self.slot.pinned.replace(true) {
+            return Ok(()); // already removed
+        }
+        if let Err(e) = self.file().await {
+            tracing::warn!(path = %self.path.display(), error = %e,
+                "removing a segment file that could not be reopened for its readers");
+        }
+        crate::runtime::file::remove_file(&self.path).await
     }
 
     /// Closes the descriptor now if the cache holds it, reporting errors.
@@ -357,6 +377,28 @@ mod tests {
             assert!(!dir.path().join("c").exists());
             drop((c, d));
             assert_eq!(stats().open, 0);
+            set_budget(0);
+        });
+    }
+
+    #[test]
+    fn removing_an_evicted_file_pins_it_for_readers_and_a_failed_reopen_is_not_a_failed_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            set_budget(1);
+            let a = CachedFile::create(&dir.path().join("a")).await.unwrap();
+            a.write_vectored_at(&[b"old"], 0).await.unwrap();
+            let b = CachedFile::create(&dir.path().join("b")).await.unwrap();
+            assert!(!a.is_open() && b.is_open());
+            // Retention removes the closed file: reopened and pinned before the unlink, so the
+            // eviction its reopening causes closes `b`, not `a`.
+            a.remove().await.unwrap();
+            assert!(a.is_open() && !dir.path().join("a").exists());
+            assert_eq!(&a.read_at(0, 3).await.unwrap()[..], b"old");
+            // A closed file that cannot be reopened: nothing was synced, and it says so.
+            std::fs::remove_file(dir.path().join("b")).unwrap();
+            assert!(matches!(b.fdatasync().await, Err(SyncError::Reopen(_))));
+            drop((a, b));
             set_budget(0);
         });
     }
