@@ -157,6 +157,41 @@ impl LogFile {
         })
     }
 
+    /// The file's identity: device, inode and birth time (`statx` on the open descriptor; the
+    /// birth time, where the filesystem records it, tells a reused inode number apart). Tells a
+    /// file reopened by name from another file created at the same path since.
+    pub fn identity(&self) -> io::Result<(u64, u64, i64, u32)> {
+        use std::os::fd::AsRawFd;
+        let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+        // SAFETY: `stx` is a writable statx buffer; the descriptor belongs to `self.file`,
+        // which outlives this call; the empty path with AT_EMPTY_PATH names the descriptor.
+        let rc = unsafe {
+            libc::statx(
+                self.file.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH,
+                libc::STATX_INO | libc::STATX_BTIME,
+                stx.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("statx {}: {e}", self.path.display()),
+            ));
+        }
+        // SAFETY: statx succeeded and filled the buffer (it was zeroed before).
+        let stx = unsafe { stx.assume_init() };
+        let dev = (u64::from(stx.stx_dev_major) << 32) | u64::from(stx.stx_dev_minor);
+        let (btime_s, btime_ns) = if stx.stx_mask & libc::STATX_BTIME != 0 {
+            (stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec)
+        } else {
+            (0, 0)
+        };
+        Ok((dev, stx.stx_ino, btime_s, btime_ns))
+    }
+
     /// The path this file was opened with.
     pub fn path(&self) -> &Path {
         &self.path

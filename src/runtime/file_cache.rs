@@ -77,6 +77,9 @@ struct Slot {
     referenced: Cell<bool>,
     /// Never evicted (the file was unlinked: reopening it by name would fail).
     pinned: Cell<bool>,
+    /// (device, inode, birth time) of the file first opened: a reopen that finds another file at the path
+    /// (the topic was deleted and created again while a reader held this segment) is refused.
+    identity: Cell<Option<(u64, u64, i64, u32)>>,
 }
 
 impl Slot {
@@ -170,6 +173,7 @@ impl CachedFile {
             slot: Rc::new(Slot::default()),
         };
         let file = LogFile::open(path).await?;
+        f.slot.identity.set(Some(file.identity()?));
         f.install(file);
         Ok(f)
     }
@@ -211,6 +215,19 @@ impl CachedFile {
         if let Some(f) = self.slot.file.borrow().as_ref() {
             self.slot.referenced.set(true);
             return Ok(f.clone());
+        }
+        let identity = file.identity()?;
+        match self.slot.identity.get() {
+            Some(first) if first != identity => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{}: the segment was deleted (another file has its name now)",
+                        self.path.display()
+                    ),
+                ));
+            }
+            _ => self.slot.identity.set(Some(identity)),
         }
         Ok(self.install(file))
     }
@@ -375,6 +392,13 @@ mod tests {
             let err = c.read_at(0, 1).await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::NotFound);
             assert!(!dir.path().join("c").exists());
+            // ... nor another file created at its path since (a topic deleted and created again
+            // while a reader held this segment).
+            std::fs::write(dir.path().join("c"), b"new topic's bytes").unwrap();
+            assert_eq!(
+                c.read_at(0, 1).await.unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
             drop((c, d));
             assert_eq!(stats().open, 0);
             set_budget(0);
