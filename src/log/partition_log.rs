@@ -13,7 +13,7 @@ use crate::log::record_walk::Codec;
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
 use crate::log::validator::{recompress_for_topic, validate_client_records};
-use crate::runtime::file::{blocking, FileSlice, SerialLock};
+use crate::runtime::file::{blocking, sync_dir, sync_dir_now, FileSlice, SerialLock};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -159,18 +159,6 @@ fn wall_clock_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// fsync a directory so that created/removed entries survive a crash. glommio has no
-/// directory fsync, so it runs on the blocking-thread pool: a device flush must never stall
-/// the shard (it happens after every roll, and at open and close).
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = dir.to_path_buf();
-    blocking(move || sync_dir_now(&dir)).await
-}
-
-fn sync_dir_now(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Creates the partition directory if needed (syncing its parent, so a new partition's

@@ -22,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::file::{blocking, remove_file, rename, LogFile, SerialLock};
+use crate::runtime::file::{remove_file, rename, sync_dir, LogFile, SerialLock};
 
 /// File name inside the partition directory (Kafka's).
 pub const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -174,8 +174,8 @@ impl LeaderEpochCache {
         rename(&tmp, &self.path).await?;
         if durable {
             // The rename itself survives a crash once the directory is synced.
-            if let Some(dir) = self.path.parent().map(Path::to_path_buf) {
-                blocking(move || std::fs::File::open(dir)?.sync_all()).await?;
+            if let Some(dir) = self.path.parent() {
+                sync_dir(dir).await?;
             }
         }
         Ok(())

@@ -575,6 +575,20 @@ where
     glommio::executor().spawn_blocking(f).await
 }
 
+/// fsyncs a directory so that entries created, renamed or removed in it survive a crash. glommio
+/// has no directory fsync, so it runs on the blocking-thread pool: a device flush must never
+/// stall the shard.
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    blocking(move || sync_dir_now(&dir)).await
+}
+
+/// [`sync_dir`] on the calling thread (only where the shard serves nothing meanwhile, e.g. a
+/// clean shutdown, or already on the blocking pool).
+pub fn sync_dir_now(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Removes the file at `path` (through io_uring: never a blocking `unlink` on a shard). A file
 /// that is already gone counts as removed.
 pub async fn remove_file(path: &Path) -> io::Result<()> {

@@ -178,16 +178,6 @@ impl CachedFile {
         Ok(f)
     }
 
-    /// Opens the existing file at `path` (NotFound if absent).
-    pub async fn open(path: &Path) -> io::Result<CachedFile> {
-        let f = CachedFile {
-            path: path.to_path_buf(),
-            slot: Rc::new(Slot::default()),
-        };
-        f.file().await?;
-        Ok(f)
-    }
-
     fn install(&self, file: LogFile) -> Rc<LogFile> {
         let file = Rc::new(file);
         // Just used: the eviction below must not pick the file it opened for this operation.
