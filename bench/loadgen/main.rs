@@ -266,9 +266,8 @@ fn run(a: &Args) -> Result<ExitCode, String> {
     if !a.plot_hgrm.is_empty() {
         return plot_files(a);
     }
-    let mut boot = conn::Conn::open(&a.bootstrap)?;
-    let apis = setup::api_versions(&mut boot)?;
-    let versions = setup::negotiate(&apis)?;
+    let mut boot = conn::open(&a.bootstrap)?;
+    let versions = setup::negotiate(&boot)?;
     if a.create {
         let configs = a
             .topic_configs
@@ -303,7 +302,7 @@ fn run(a: &Args) -> Result<ExitCode, String> {
     // Readiness: every partition answers ListOffsets on its leader (a just-created topic may be
     // in Metadata before its partitions accept requests).
     for (addr, parts) in &groups {
-        let mut leader = conn::Conn::open(addr)?;
+        let mut leader = conn::open(addr)?;
         setup::list_offsets(&mut leader, &versions, &a.topic, parts, -1)?;
     }
 
@@ -482,7 +481,7 @@ fn assign_consumers(
             eprintln!("note: consumer {c} has no partition (more consumers than partitions)");
             continue;
         }
-        let mut leader = conn::Conn::open(addr)?;
+        let mut leader = conn::open(addr)?;
         let ts = if from_latest { -1 } else { -2 };
         let offsets = setup::list_offsets(&mut leader, versions, &a.topic, &mine, ts)?;
         let stop_at = if from_latest {

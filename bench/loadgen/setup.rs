@@ -8,12 +8,12 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, TopicName,
+    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    TopicName,
 };
-use kafka_protocol::protocol::{Message, Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
-use crate::conn::{api_name, Conn, Result, CLIENT_ID};
+use crate::conn::{Conn, Result};
 
 /// The request versions this run uses, agreed with the broker.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -25,62 +25,14 @@ pub struct Versions {
     pub create_topics: i16,
 }
 
-/// The broker's advertised (min, max) per API key.
-pub struct BrokerApis(BTreeMap<i16, (i16, i16)>);
-
-impl BrokerApis {
-    /// min(preferred, broker max), provided it is within both the broker's and our library's range.
-    fn pick<R: Request + Message>(&self, preferred: i16) -> Result<i16> {
-        let (bmin, bmax) = *self.0.get(&R::KEY).ok_or_else(|| {
-            format!(
-                "broker does not support {} (not in ApiVersions)",
-                api_name(R::KEY)
-            )
-        })?;
-        let v = preferred.min(bmax).min(R::VERSIONS.max);
-        if v < bmin || v < R::VERSIONS.min {
-            return Err(format!(
-                "no common version for {}: broker {bmin}..={bmax}, client {}..={}",
-                api_name(R::KEY),
-                R::VERSIONS.min,
-                R::VERSIONS.max
-            ));
-        }
-        Ok(v)
-    }
-}
-
-pub fn api_versions(conn: &mut Conn) -> Result<BrokerApis> {
-    let req = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
-        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-    // v3 first; a broker that does not know v3 answers UNSUPPORTED_VERSION (35) in v0 format,
-    // which fails to decode as v3 or carries error 35: fall back to v0 then.
-    let resp = match conn.call(3, &req) {
-        Ok(r) if r.error_code == 0 => r,
-        _ => {
-            *conn = Conn::open(&conn.addr.clone())?;
-            conn.call(0, &req)?
-        }
-    };
-    if resp.error_code != 0 {
-        return Err(format!("ApiVersions error code {}", resp.error_code));
-    }
-    Ok(BrokerApis(
-        resp.api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect(),
-    ))
-}
-
-pub fn negotiate(apis: &BrokerApis) -> Result<Versions> {
+/// The versions to use with the broker behind `conn` (its ApiVersions, read when it opened).
+pub fn negotiate(conn: &Conn) -> Result<Versions> {
     Ok(Versions {
-        produce: apis.pick::<ProduceRequest>(9)?,
-        fetch: apis.pick::<FetchRequest>(12)?,
-        metadata: apis.pick::<MetadataRequest>(12)?,
-        list_offsets: apis.pick::<ListOffsetsRequest>(7)?,
-        create_topics: apis.pick::<CreateTopicsRequest>(7)?,
+        produce: conn.version::<ProduceRequest>(9)?,
+        fetch: conn.version::<FetchRequest>(12)?,
+        metadata: conn.version::<MetadataRequest>(12)?,
+        list_offsets: conn.version::<ListOffsetsRequest>(7)?,
+        create_topics: conn.version::<CreateTopicsRequest>(7)?,
     })
 }
 

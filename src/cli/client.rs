@@ -1,25 +1,24 @@
-//! A small blocking Kafka client for the CLI: one TCP connection per broker, ApiVersions
-//! negotiation per connection, request routing (bootstrap, any node, group coordinator) and
+//! A small blocking Kafka client for the CLI: one connection per broker (`cli::conn`: framing
+//! and the ApiVersions handshake), request routing (bootstrap, any node, group coordinator) and
 //! Kafka error codes turned into [`CliError`]s.
 //!
 //! It speaks to any Kafka-compatible broker: every request version is min(our max, the broker's
 //! max) and request shapes that changed across versions are built for the version in use.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FindCoordinatorRequest, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 
+use super::conn::{Conn, ConnError, Timeouts};
 use super::error::{CliError, Result};
+
+pub use super::conn::api_name;
 
 pub const CLIENT_ID: &str = "shardlog-cli";
 
@@ -63,180 +62,26 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
 }
 
-/// One broker connection with the versions it supports.
-struct Conn {
-    addr: String,
-    stream: TcpStream,
-    next_correlation: i32,
-    /// api key → (min, max) as the broker advertised.
-    apis: BTreeMap<i16, (i16, i16)>,
-}
-
-fn connect(addr: &str, cfg: &ClientConfig) -> Result<TcpStream> {
-    let addrs: Vec<_> = addr
-        .to_socket_addrs()
-        .map_err(|e| CliError::connect(format!("cannot resolve broker address {addr}: {e}")))?
-        .collect();
-    let mut last = format!("no address found for {addr}");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, cfg.connect_timeout) {
-            Ok(s) => {
-                let io = |e: std::io::Error| CliError::connect(format!("{addr}: {e}"));
-                s.set_nodelay(true).map_err(io)?;
-                s.set_read_timeout(Some(cfg.request_timeout)).map_err(io)?;
-                s.set_write_timeout(Some(cfg.request_timeout)).map_err(io)?;
-                return Ok(s);
-            }
-            Err(e) => last = format!("cannot connect to broker at {addr}: {e}"),
+impl From<ConnError> for CliError {
+    fn from(e: ConnError) -> CliError {
+        match e {
+            ConnError::Io(m) => CliError::connect(m),
+            ConnError::Protocol(m) => CliError::other(m),
         }
-    }
-    Err(CliError::connect(last))
-}
-
-pub fn api_name(key: i16) -> String {
-    match ApiKey::try_from(key) {
-        Ok(k) => format!("{k:?}"),
-        Err(_) => format!("api {key}"),
     }
 }
 
-impl Conn {
-    fn open(addr: &str, cfg: &ClientConfig) -> Result<Conn> {
-        let mut conn = Conn {
-            addr: addr.to_string(),
-            stream: connect(addr, cfg)?,
-            next_correlation: 1,
-            apis: BTreeMap::new(),
-        };
-        let req = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        // v3 first; a broker that does not know v3 answers UNSUPPORTED_VERSION in the v0 format
-        // (which may not decode as v3): reconnect and ask with v0 then.
-        let resp = match conn.raw_call(3, &req) {
-            Ok(r) if r.error_code == 0 => r,
-            _ => {
-                conn.stream = connect(addr, cfg)?;
-                conn.raw_call(0, &req)?
-            }
-        };
-        if resp.error_code != 0 {
-            return Err(CliError::broker(resp.error_code, "ApiVersions", None));
-        }
-        conn.apis = resp
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
-        Ok(conn)
-    }
+fn open(addr: &str, cfg: &ClientConfig) -> Result<Conn> {
+    let timeouts = Timeouts {
+        connect: cfg.connect_timeout,
+        io: cfg.request_timeout,
+    };
+    Ok(Conn::open(addr, CLIENT_ID, timeouts, MAX_FRAME)?)
+}
 
-    /// min(our max, broker max, crate max), if within every range.
-    fn version<R: Request>(&self) -> Result<i16> {
-        let name = api_name(R::KEY);
-        let (bmin, bmax) = *self.apis.get(&R::KEY).ok_or_else(|| {
-            CliError::other(format!(
-                "broker {} does not support {name} (not in its ApiVersions)",
-                self.addr
-            ))
-        })?;
-        let crate_range = ApiKey::try_from(R::KEY)
-            .map(|k| k.valid_versions())
-            .map_err(|_| CliError::other(format!("unknown api key {}", R::KEY)))?;
-        let v = our_max(R::KEY).min(bmax).min(crate_range.max);
-        if v < bmin || v < crate_range.min {
-            return Err(CliError::other(format!(
-                "no common version of {name} with broker {}: broker {bmin}..={bmax}, client {}..={}",
-                self.addr,
-                crate_range.min,
-                our_max(R::KEY).min(crate_range.max)
-            )));
-        }
-        Ok(v)
-    }
-
-    /// Encodes `size + header + body` for the next correlation id; returns the frame and the id.
-    fn encode_frame<R: Request>(&mut self, version: i16, req: &R) -> Result<(BytesMut, i32)> {
-        let name = api_name(R::KEY);
-        let corr = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(corr)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut out = BytesMut::new();
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        header
-            .encode(&mut out, R::header_version(version))
-            .map_err(|e| CliError::other(format!("encoding {name} request header: {e}")))?;
-        req.encode(&mut out, version)
-            .map_err(|e| CliError::other(format!("encoding {name} v{version} request: {e}")))?;
-        let size = i32::try_from(out.len() - 4)
-            .map_err(|_| CliError::other(format!("{name} request too large")))?;
-        out[0..4].copy_from_slice(&size.to_be_bytes());
-        Ok((out, corr))
-    }
-
-    /// Sends a request that gets no response (Produce with acks=0).
-    fn send_only<R: Request>(&mut self, version: i16, req: &R) -> Result<()> {
-        let name = api_name(R::KEY);
-        let (out, _) = self.encode_frame(version, req)?;
-        self.stream
-            .write_all(&out)
-            .map_err(|e| CliError::connect(format!("{}: sending {name}: {e}", self.addr)))
-    }
-
-    fn raw_call<R: Request>(&mut self, version: i16, req: &R) -> Result<R::Response> {
-        let name = api_name(R::KEY);
-        let (out, corr) = self.encode_frame(version, req)?;
-        let addr = self.addr.clone();
-        let io = |what: &str, e: std::io::Error| {
-            let hint = if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) {
-                " (timed out)"
-            } else {
-                ""
-            };
-            CliError::connect(format!("{addr}: {what} {name}: {e}{hint}"))
-        };
-        self.stream.write_all(&out).map_err(|e| io("sending", e))?;
-        let mut size = [0u8; 4];
-        self.stream
-            .read_exact(&mut size)
-            .map_err(|e| io("reading response to", e))?;
-        let size = i32::from_be_bytes(size);
-        if size < 4 || size as usize > MAX_FRAME {
-            let what = if &size.to_be_bytes() == b"HTTP" {
-                "an HTTP server answered"
-            } else {
-                "bad response frame size"
-            };
-            return Err(CliError::other(format!(
-                "{addr}: {what} ({size}) to {name}: is this a Kafka broker's address?"
-            )));
-        }
-        let mut buf = vec![0u8; size as usize];
-        self.stream
-            .read_exact(&mut buf)
-            .map_err(|e| io("reading response to", e))?;
-        let mut frame = Bytes::from(buf);
-        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
-            .map_err(|e| {
-                CliError::other(format!("{addr}: decoding {name} response header: {e}"))
-            })?;
-        if header.correlation_id != corr {
-            return Err(CliError::other(format!(
-                "{addr}: {name} response has correlation id {} but {corr} was expected",
-                header.correlation_id
-            )));
-        }
-        R::Response::decode(&mut frame, version).map_err(|e| {
-            CliError::other(format!("{addr}: decoding {name} v{version} response: {e}"))
-        })
-    }
+/// The version `conn` uses for `R`.
+fn version_on<R: Request>(conn: &Conn) -> Result<i16> {
+    Ok(conn.version::<R>(our_max(R::KEY))?)
 }
 
 /// Where a request goes.
@@ -269,7 +114,7 @@ pub struct Client {
 impl Client {
     /// Connects to the bootstrap broker (fails fast if it is unreachable).
     pub fn connect(cfg: ClientConfig) -> Result<Client> {
-        let conn = Conn::open(&cfg.bootstrap, &cfg)?;
+        let conn = open(&cfg.bootstrap, &cfg)?;
         Ok(Client {
             cfg,
             bootstrap: Some(conn),
@@ -283,7 +128,7 @@ impl Client {
         match target {
             Target::Bootstrap => {
                 if self.bootstrap.is_none() {
-                    self.bootstrap = Some(Conn::open(&self.cfg.bootstrap, &self.cfg)?);
+                    self.bootstrap = Some(open(&self.cfg.bootstrap, &self.cfg)?);
                 }
                 self.bootstrap
                     .as_mut()
@@ -303,7 +148,7 @@ impl Client {
                             })?
                         }
                     };
-                    let conn = Conn::open(&addr, &self.cfg)?;
+                    let conn = open(&addr, &self.cfg)?;
                     self.nodes.insert(id, conn);
                 }
                 self.nodes
@@ -315,7 +160,7 @@ impl Client {
 
     /// The version `target` will be sent for `R` (opening the connection if needed).
     pub fn version<R: Request>(&mut self, target: Target) -> Result<i16> {
-        self.conn(target)?.version::<R>()
+        version_on::<R>(self.conn(target)?)
     }
 
     /// Sends the request `build(version)` to `target`. A broken connection is dropped so the
@@ -326,9 +171,9 @@ impl Client {
         build: impl FnOnce(i16) -> R,
     ) -> Result<(i16, R::Response)> {
         let conn = self.conn(target)?;
-        let v = conn.version::<R>()?;
+        let v = version_on::<R>(conn)?;
         let req = build(v);
-        match conn.raw_call(v, &req) {
+        match conn.call(v, &req) {
             Ok(r) => Ok((v, r)),
             Err(e) => {
                 match target {
@@ -337,7 +182,7 @@ impl Client {
                         self.nodes.remove(&id);
                     }
                 }
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -349,9 +194,9 @@ impl Client {
         build: impl FnOnce(i16) -> R,
     ) -> Result<()> {
         let conn = self.conn(target)?;
-        let v = conn.version::<R>()?;
+        let v = version_on::<R>(conn)?;
         let req = build(v);
-        conn.send_only(v, &req)
+        Ok(conn.send_only(v, &req)?)
     }
 
     /// Metadata for `topics` (`None` = all topics).
@@ -440,7 +285,7 @@ impl Client {
                 let id = c.node_id.0;
                 let addr = format!("{}:{}", c.host.as_str(), c.port);
                 if !self.nodes.contains_key(&id) {
-                    let conn = Conn::open(&addr, &self.cfg)?;
+                    let conn = open(&addr, &self.cfg)?;
                     self.nodes.insert(id, conn);
                 }
                 self.coordinators.insert(group.to_string(), id);
