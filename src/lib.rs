@@ -17,6 +17,7 @@ pub mod log;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod node;
 pub mod partition;
 pub mod runtime;
 pub mod server;

@@ -1,23 +1,31 @@
-//! The metadata log as replayed at start: opened from a data directory holding the input as
-//! `__metadata/metadata.log`, every record that parses applied to a metadata image.
+//! The metadata log and the placement log as replayed at start: a data directory holding the
+//! input as both `__metadata/metadata.log` and `__metadata/placement.log`; every metadata record
+//! that parses (old-format ones converted) applied to a metadata image, and the placement
+//! brought in line with it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shardlog::metadata::image::MetadataImage;
+use shardlog::metadata::legacy::convert;
 use shardlog::metadata::store::MetadataStore;
+use shardlog::node::placement_log::PlacementLog;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(dir) = tempfile::tempdir() else { return };
     let meta = dir.path().join("__metadata");
     if std::fs::create_dir_all(&meta).is_err()
         || std::fs::write(meta.join("metadata.log"), data).is_err()
+        || std::fs::write(meta.join("placement.log"), data).is_err()
     {
         return;
     }
-    if let Ok((_, records)) = MetadataStore::open(dir.path()) {
-        let mut image = MetadataImage::default();
-        for r in &records {
+    let mut image = MetadataImage::default();
+    if let Ok((_, stored)) = MetadataStore::open(dir.path()) {
+        for r in &convert(stored, 1).records {
             image.apply(r);
         }
+    }
+    if let Ok((_, placement)) = PlacementLog::open(dir.path()) {
+        let _ = placement.reconcile(&image, 1, 4);
     }
 });

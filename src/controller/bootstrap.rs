@@ -1,34 +1,37 @@
-//! Start-up on shard 0: the metadata log replayed, compacted when long, the data directory
-//! cleaned, and the resulting state loaded on every shard.
+//! Start-up on shard 0: the metadata log replayed (an old-format log converted), compacted when
+//! long, this data directory's identity checked, this node's placement brought in line, the data
+//! directory cleaned, and the resulting state loaded on every shard.
 
 use std::io;
 
 use uuid::Uuid;
 
-use super::commit::{broadcast, persist};
+use super::commit::persist;
 use super::state;
-use crate::metadata::placement::place;
+use crate::metadata::legacy::convert;
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::runtime::file::blocking;
-use crate::runtime::shard_count;
 use crate::shard::current;
+use crate::shard::publish::{load, open_node};
 
 /// Records of history the metadata log may carry beyond twice its snapshot before start-up
 /// compacts it.
 const METADATA_COMPACT_SLACK: usize = 1_000;
 
-/// Startup on shard 0: replays the metadata log, gives the data directory a cluster id, moves
-/// partitions whose shard no longer exists (restart with fewer shards), and loads the resulting
+/// Startup on shard 0: replays the metadata log, gives the data directory a cluster id, checks
+/// `meta.properties`, places this node's partitions on its shards, and loads the resulting
 /// metadata on every shard (opening and recovering each shard's partition logs).
 pub async fn bootstrap() -> io::Result<()> {
     let shard = current();
-    let replayed = {
+    let node = shard.config.node_id();
+    let converted = {
         let data_dir = shard.config.data_dir();
-        let (store, records) =
+        let (store, stored) =
             blocking(move || crate::metadata::store::MetadataStore::open(&data_dir)).await?;
         state::put_store(store);
-        records
+        convert(stored, node)
     };
+    let replayed = converted.records;
     let mut image = MetadataImage::default();
     for r in &replayed {
         image.apply(r);
@@ -41,28 +44,17 @@ pub async fn bootstrap() -> io::Result<()> {
         };
         new_records.push(MetadataRecord::ClusterId { id });
     }
-    let shards = shard_count();
-    let mut counts = image.partitions_per_shard(shards);
-    for t in image.topics() {
-        for (p, s) in t.partitions.iter().enumerate() {
-            if *s >= shards {
-                let shard = place(&mut counts, 1).first().copied().unwrap_or(0);
-                new_records.push(MetadataRecord::MovePartition {
-                    name: t.name.clone(),
-                    partition: p,
-                    shard,
-                });
-            }
-        }
-    }
-    if !new_records.is_empty() {
+    if !new_records.is_empty() && !converted.had_legacy {
         persist(new_records.clone())
             .await
             .map_err(io::Error::other)?;
-        for r in &new_records {
-            image.apply(r);
-        }
     }
+    for r in &new_records {
+        image.apply(r);
+    }
+    // This node's identity checked and its placement made durable, before an old-format
+    // metadata log is rewritten below.
+    let placement = open_node(&image, converted.had_legacy.then_some(converted.shards)).await?;
     state::set_producer_ids((image.producer_id_block_end, image.producer_id_block_end));
     // Directories of deleted topics a crash left behind, before any partition is opened.
     let deleted: std::collections::HashSet<String> = replayed
@@ -91,7 +83,9 @@ pub async fn bootstrap() -> io::Result<()> {
     // create, delete and config change is a line; the cleanup above no longer needs the
     // deletes). Before any other change can be committed.
     let snapshot_records = image.snapshot_records();
-    if replayed.len() + new_records.len() > 2 * snapshot_records.len() + METADATA_COMPACT_SLACK {
+    if converted.had_legacy
+        || replayed.len() + new_records.len() > 2 * snapshot_records.len() + METADATA_COMPACT_SLACK
+    {
         let taken = state::take_store();
         if let Some(mut store) = taken {
             let records = snapshot_records.clone();
@@ -119,5 +113,5 @@ pub async fn bootstrap() -> io::Result<()> {
             .topics()
             .map(|t| MetadataRecord::CreateTopic { topic: t.clone() }),
     );
-    broadcast(snapshot, true).await.map_err(io::Error::other)
+    load(snapshot, placement).await.map_err(io::Error::other)
 }

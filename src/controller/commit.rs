@@ -1,5 +1,5 @@
-//! The one way a metadata change happens: persisted to the metadata log, then applied on shard 0
-//! and every other shard. [`commit`] is the function a Raft quorum replaces in a cluster (the
+//! The one way a metadata change happens: persisted to the metadata log, then published to this
+//! node's shards (`shard::publish`). [`commit`] is the function a Raft quorum replaces in a cluster (the
 //! record is appended to the quorum's log and applied once committed); nothing else writes the
 //! metadata log.
 //!
@@ -9,13 +9,10 @@
 //! can run. Holding it across awaits is what lets the metadata log's write and fdatasync run on
 //! the blocking-thread pool instead of stalling shard 0's clients.
 
-use futures_util::future::join_all;
-
 use super::state;
 use crate::metadata::MetadataRecord;
 use crate::runtime::file::{blocking, SerialLock};
-use crate::runtime::{shard_count, submit_to};
-use crate::shard::current;
+use crate::shard::publish::publish;
 
 thread_local! {
     static CONTROLLER_LOCK: std::rc::Rc<SerialLock> = std::rc::Rc::new(SerialLock::new());
@@ -41,35 +38,9 @@ pub(super) async fn persist(records: Vec<MetadataRecord>) -> Result<(), String> 
     written.map_err(|e| format!("metadata log: {e}"))
 }
 
-/// Persists a record, then applies it on shard 0 and on every other shard.
+/// Persists a record, then publishes it on this node (`shard::publish`: placement, then every
+/// shard applies it).
 pub(super) async fn commit(record: MetadataRecord) -> Result<(), String> {
-    let shard = current();
     persist(vec![record.clone()]).await?;
-    // Shard 0 first: its image changes on the first poll, before any other request can run.
-    shard.apply(&record).await.map_err(|e| e.to_string())?;
-    broadcast(vec![record], false).await
-}
-
-/// Applies `records` on every shard other than this one (and on this one too if `include_self`).
-pub(super) async fn broadcast(
-    records: Vec<MetadataRecord>,
-    include_self: bool,
-) -> Result<(), String> {
-    let me = current().id;
-    let calls = (0..shard_count())
-        .filter(|s| include_self || *s != me)
-        .map(|s| {
-            let records = records.clone();
-            submit_to(s, move || async move {
-                let shard = current();
-                for r in &records {
-                    shard.apply(r).await.map_err(|e| e.to_string())?;
-                }
-                Ok::<(), String>(())
-            })
-        });
-    for r in join_all(calls).await {
-        r.map_err(|e| e.to_string())??;
-    }
-    Ok(())
+    publish(record).await
 }

@@ -9,10 +9,8 @@ use uuid::Uuid;
 use super::commit::{commit, controller_lock};
 use crate::config::validate_topic_configs;
 use crate::config::ConfigError;
-use crate::metadata::placement::place;
 use crate::metadata::topic_name::validate_topic_name;
-use crate::metadata::{MetadataRecord, TopicMeta};
-use crate::runtime::shard_count;
+use crate::metadata::{MetadataRecord, PartitionMeta, TopicMeta};
 use crate::shard::current;
 
 /// Kafka's limit on partitions per CreateTopics/CreatePartitions call is the broker's memory; we
@@ -199,12 +197,11 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
             ..ok
         };
     }
-    let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
-    let shards = place(&mut counts, partitions as usize);
+    // One node: it holds every replica and leads, at epoch 0.
     let topic = TopicMeta {
         name: name.clone(),
         id,
-        partitions: shards,
+        partitions: vec![PartitionMeta::single(node_id); partitions as usize],
         configs,
     };
     match commit(MetadataRecord::CreateTopic { topic }).await {
@@ -325,11 +322,9 @@ pub async fn create_partitions(
             ..Default::default()
         };
     }
-    let mut counts = shard.with_image(|i| i.partitions_per_shard(shard_count()));
-    let shards = place(&mut counts, (count - existing) as usize);
     match commit(MetadataRecord::AddPartitions {
         name: name.clone(),
-        shards,
+        partitions: vec![PartitionMeta::single(node_id); (count - existing) as usize],
     })
     .await
     {

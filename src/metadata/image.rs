@@ -1,20 +1,64 @@
-//! The in-memory view of metadata that every shard keeps, and the records that change it.
+//! The cluster metadata every shard keeps a copy of, and the records that change it.
+//!
+//! The records say what Kafka's KRaft records say — topics with their ids and configs, partitions
+//! with their replicas, leader, leader epoch, partition epoch and ISR, producer-id blocks — in
+//! node ids only. Which core (shard) of a node serves a partition is that node's own business
+//! (`node::placement`), never part of these records, so nodes with different core counts can
+//! share one metadata log.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One topic. Invariant: `partitions[i]` is the shard that owns partition `i`; partition
-/// indexes are dense from 0.
+/// One partition as the cluster sees it (Kafka's PartitionRecord / PartitionRegistration).
+/// Invariants: `leader` is one of `replicas` (or -1, no leader); `isr` is a subset of `replicas`;
+/// `leader_epoch` grows with every leader change, `partition_epoch` with every change at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// Node ids holding a replica, the preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas (node ids).
+    pub isr: Vec<i32>,
+    /// Node id of the leader, -1 when none.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionMeta {
+    /// A partition whose only replica is `node`, leading at epoch 0 (a one-node cluster).
+    pub fn single(node: i32) -> PartitionMeta {
+        PartitionMeta {
+            replicas: vec![node],
+            isr: vec![node],
+            leader: node,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    /// True if `node` holds a replica of this partition.
+    pub fn hosted_by(&self, node: i32) -> bool {
+        self.replicas.contains(&node)
+    }
+}
+
+/// One topic. Invariant: partition indexes are dense from 0 (`partitions[i]` is partition `i`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
     pub name: String,
     pub id: Uuid,
-    /// Owning shard per partition index.
-    pub partitions: Vec<usize>,
+    pub partitions: Vec<PartitionMeta>,
     /// Topic-level overrides only (broker defaults are not copied in).
     pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMeta {
+    /// Partition `p`, if it exists.
+    pub fn partition(&self, p: i32) -> Option<&PartitionMeta> {
+        usize::try_from(p).ok().and_then(|p| self.partitions.get(p))
+    }
 }
 
 /// A change to the metadata. Applied in log order on every shard.
@@ -28,16 +72,10 @@ pub enum MetadataRecord {
     CreateTopic {
         topic: TopicMeta,
     },
-    /// Appends partitions owned by these shards (CreatePartitions).
+    /// Appends partitions to a topic (CreatePartitions).
     AddPartitions {
         name: String,
-        shards: Vec<usize>,
-    },
-    /// Moves a partition to another shard (restart with a different shard count).
-    MovePartition {
-        name: String,
-        partition: usize,
-        shard: usize,
+        partitions: Vec<PartitionMeta>,
     },
     DeleteTopic {
         name: String,
@@ -97,25 +135,9 @@ impl MetadataImage {
         self.topics.values()
     }
 
-    /// Owning shard of (topic, partition), if both exist.
-    pub fn shard_of(&self, topic: &str, partition: i32) -> Option<usize> {
-        let t = self.topics.get(topic)?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| t.partitions.get(p).copied())
-    }
-
-    /// Partitions owned by each shard, used to balance new placements.
-    pub fn partitions_per_shard(&self, shards: usize) -> Vec<usize> {
-        let mut counts = vec![0; shards];
-        for t in self.topics.values() {
-            for &s in &t.partitions {
-                if let Some(c) = counts.get_mut(s) {
-                    *c += 1;
-                }
-            }
-        }
-        counts
+    /// Partition `p` of `topic`, if both exist.
+    pub fn partition(&self, topic: &str, p: i32) -> Option<&PartitionMeta> {
+        self.topics.get(topic)?.partition(p)
     }
 
     /// Applies one record. Records that do not fit the current image (replayed twice, or naming a
@@ -127,22 +149,9 @@ impl MetadataImage {
                 self.by_id.insert(topic.id, topic.name.clone());
                 self.topics.insert(topic.name.clone(), topic.clone());
             }
-            MetadataRecord::AddPartitions { name, shards } => {
+            MetadataRecord::AddPartitions { name, partitions } => {
                 if let Some(t) = self.topics.get_mut(name) {
-                    t.partitions.extend_from_slice(shards);
-                }
-            }
-            MetadataRecord::MovePartition {
-                name,
-                partition,
-                shard,
-            } => {
-                if let Some(slot) = self
-                    .topics
-                    .get_mut(name)
-                    .and_then(|t| t.partitions.get_mut(*partition))
-                {
-                    *slot = *shard;
+                    t.partitions.extend_from_slice(partitions);
                 }
             }
             MetadataRecord::SetTopicConfigs { name, configs } => {

@@ -6,6 +6,7 @@
 
 pub mod partition_dirs;
 pub mod partition_ops;
+pub mod publish;
 pub mod scrape;
 pub mod state;
 pub mod waiters;

@@ -160,7 +160,7 @@ mod tests {
         let t = TopicMeta {
             name: "live".into(),
             id: uuid::Uuid::new_v4(),
-            partitions: vec![0, 0],
+            partitions: vec![crate::metadata::PartitionMeta::single(1); 2],
             configs: Default::default(),
         };
         image.apply(&MetadataRecord::CreateTopic { topic: t });

@@ -51,7 +51,7 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 fn owner(topic: &str, partition: i32) -> Option<usize> {
-    current().with_image(|i| i.shard_of(topic, partition))
+    current().shard_of(topic, partition)
 }
 
 fn unknown() -> i16 {

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use crate::config::BrokerConfig;
 use crate::log::LogError;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::node::{Placement, PlacementRecord};
 use crate::partition::Partition;
 use crate::shard::waiters::Waiters;
 use crate::timer::Timer;
@@ -20,6 +21,9 @@ pub struct Shard {
     pub id: usize,
     pub config: BrokerConfig,
     image: RefCell<MetadataImage>,
+    /// Which shard of this node serves each partition it hosts (`node::placement`); every shard
+    /// has the same copy, changed only together with the metadata (`shard::publish`).
+    placement: RefCell<Placement>,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     /// Partitions this shard owns whose logs failed to open (KAFKA_STORAGE_ERROR until restart).
     offline: RefCell<std::collections::HashSet<TopicPartition>>,
@@ -59,6 +63,7 @@ impl Shard {
             id,
             config,
             image: RefCell::new(MetadataImage::default()),
+            placement: RefCell::new(Placement::default()),
             partitions: RefCell::new(HashMap::new()),
             offline: RefCell::new(Default::default()),
             waiters: Waiters::default(),
@@ -70,6 +75,18 @@ impl Shard {
     /// Runs `f` with a read-only view of the metadata. Never hold the view across an await.
     pub fn with_image<T>(&self, f: impl FnOnce(&MetadataImage) -> T) -> T {
         f(&self.image.borrow())
+    }
+
+    /// The shard of this node serving partition `partition` of `topic`, if the topic exists and
+    /// this node hosts that partition.
+    pub fn shard_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        let id = self.with_image(|i| i.topic(topic).map(|t| t.id))?;
+        self.placement.borrow().shard_of(&id, partition)
+    }
+
+    /// Runs `f` with this node's placement. Never hold it across an await.
+    pub fn with_placement<T>(&self, f: impl FnOnce(&Placement) -> T) -> T {
+        f(&self.placement.borrow())
     }
 
     /// The partition `tp` if this shard owns it and its log is open.
@@ -101,14 +118,28 @@ impl Shard {
         super::partition_dirs::partition_dir(&self.config.data_dir(), topic, partition)
     }
 
-    /// Applies a metadata record here: updates the image and opens or removes the logs of the
+    /// Replaces this shard's placement (start-up, before the metadata is loaded).
+    pub fn set_placement(&self, placement: Placement) {
+        *self.placement.borrow_mut() = placement;
+    }
+
+    /// Applies a metadata record and the placement changes it brings on this node (see
+    /// `shard::publish`): updates the image and placement, and opens or removes the logs of the
     /// partitions this shard owns.
-    pub async fn apply(&self, record: &MetadataRecord) -> Result<(), LogError> {
+    pub async fn apply(
+        &self,
+        record: &MetadataRecord,
+        placed: &[PlacementRecord],
+    ) -> Result<(), LogError> {
         // Best effort per partition: one partition whose files cannot be opened or removed must
         // not stop the others, nor (at startup) the whole broker. It is marked offline and
         // answers KAFKA_STORAGE_ERROR until a restart opens it.
         let before: Vec<TopicPartition> = self.owned_partitions(record);
         self.image.borrow_mut().apply(record);
+        {
+            let mut placement = self.placement.borrow_mut();
+            placed.iter().for_each(|r| placement.apply(r));
+        }
         let after: Vec<TopicPartition> = self.owned_partitions(record);
         for tp in &before {
             if !after.contains(tp) {
@@ -143,15 +174,17 @@ impl Shard {
             if self.partitions.borrow().contains_key(&tp) {
                 continue;
             }
-            let overrides = self
-                .with_image(|i| i.topic(&tp.0).map(|t| t.configs.clone()))
-                .unwrap_or_default();
-            // One node: this node is the only replica and the leader, at epoch 0.
+            let Some((overrides, meta)) = self.with_image(|i| {
+                let t = i.topic(&tp.0)?;
+                Some((t.configs.clone(), t.partition(tp.1)?.clone()))
+            }) else {
+                continue;
+            };
             match Partition::open(
                 &self.partition_dir(&tp.0, tp.1),
                 self.config.log_config(&overrides),
-                vec![self.config.node_id()],
-                0,
+                meta.replicas,
+                meta.leader_epoch,
             )
             .await
             {
@@ -185,18 +218,16 @@ impl Shard {
             }
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
-            | MetadataRecord::MovePartition { name, .. }
             | MetadataRecord::DeleteTopic { name }
             | MetadataRecord::SetTopicConfigs { name, .. } => name,
         };
+        let placement = self.placement.borrow();
         self.with_image(|img| {
             img.topic(name)
                 .map(|t| {
-                    t.partitions
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| **s == self.id)
-                        .map(|(p, _)| (name.clone(), p as i32))
+                    (0..t.partitions.len() as i32)
+                        .filter(|p| placement.shard_of(&t.id, *p) == Some(self.id))
+                        .map(|p| (name.clone(), p))
                         .collect()
                 })
                 .unwrap_or_default()

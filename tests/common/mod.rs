@@ -118,9 +118,14 @@ pub fn free_port() -> u16 {
     } else {
         (lo, u16::MAX)
     };
+    // Tests of one binary run in parallel: never hand out a port twice in this process (a
+    // broker that has not bound its port yet leaves it free to the bind check below).
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         let port = from + rng.below((to - from) as u64) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
             return port;
         }
     }
@@ -408,6 +413,18 @@ impl Broker {
     /// The open-file limit of the broker's next starts (see [`BrokerOpts::nofile`]).
     pub fn set_nofile(&mut self, limit: Option<u64>) {
         self.opts.nofile = limit;
+    }
+
+    /// The core count of the broker's next starts.
+    #[allow(dead_code)] // not every test binary asks
+    pub fn set_cores(&mut self, n: usize) {
+        self.opts.cores = n;
+    }
+
+    /// A `--set key=value` for the broker's next starts (it wins over an earlier one).
+    #[allow(dead_code)] // not every test binary asks
+    pub fn set_for_next_start(&mut self, key: &str, value: &str) {
+        self.opts.sets.push((key.into(), value.into()));
     }
 
     pub fn restart(&mut self) {

@@ -67,10 +67,7 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     }
 
     let topics = shard.with_image(|img| match &wanted {
-        None => img
-            .topics()
-            .map(|t| topic_entry(t, node.0, topic_ops))
-            .collect(),
+        None => img.topics().map(|t| topic_entry(t, topic_ops)).collect(),
         Some(w) => w
             .iter()
             .map(|(name, id)| {
@@ -79,7 +76,7 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
                     None => img.topic_by_id(id),
                 };
                 match (found, name) {
-                    (Some(t), _) => topic_entry(t, node.0, topic_ops),
+                    (Some(t), _) => topic_entry(t, topic_ops),
                     (None, Some(n)) => {
                         let code = match validate_topic_name(n) {
                             Ok(()) => ResponseError::UnknownTopicOrPartition,
@@ -106,20 +103,26 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     r
 }
 
-fn topic_entry(t: &TopicMeta, node: i32, ops: i32) -> MetadataResponseTopic {
+fn topic_entry(t: &TopicMeta, ops: i32) -> MetadataResponseTopic {
     let mut e = MetadataResponseTopic::default();
     e.name = Some(TopicName(str_bytes(t.name.clone())));
     e.topic_id = t.id;
     e.is_internal = t.name == crate::group::OFFSETS_TOPIC;
     e.topic_authorized_operations = ops;
-    e.partitions = (0..t.partitions.len() as i32)
-        .map(|p| {
+    e.partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(p, m)| {
             let mut pe = MetadataResponsePartition::default();
-            pe.partition_index = p;
-            pe.leader_id = node.into();
-            pe.leader_epoch = 0;
-            pe.replica_nodes = vec![node.into()];
-            pe.isr_nodes = vec![node.into()];
+            pe.partition_index = p as i32;
+            pe.leader_id = m.leader.into();
+            pe.leader_epoch = m.leader_epoch;
+            pe.replica_nodes = m.replicas.iter().map(|&n| n.into()).collect();
+            pe.isr_nodes = m.isr.iter().map(|&n| n.into()).collect();
+            if m.leader < 0 {
+                pe.error_code = ResponseError::LeaderNotAvailable.code();
+            }
             pe
         })
         .collect();

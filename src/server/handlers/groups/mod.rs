@@ -61,11 +61,9 @@ fn s(v: &StrBytes) -> String {
 
 /// The shard owning `group_id`'s `__consumer_offsets` partition, from this shard's image.
 fn owner_of(group_id: &str) -> Option<usize> {
-    shard::current().with_image(|i| {
-        let t = i.topic(OFFSETS_TOPIC)?;
-        let p = partition_for(group_id, t.partitions.len() as i32);
-        i.shard_of(OFFSETS_TOPIC, p)
-    })
+    let shard = shard::current();
+    let partitions = shard.with_image(|i| Some(i.topic(OFFSETS_TOPIC)?.partitions.len() as i32))?;
+    shard.shard_of(OFFSETS_TOPIC, partition_for(group_id, partitions))
 }
 
 /// Runs `f` with the coordinator of the shard owning `group_id`; `fail(code)` when that is not
@@ -94,7 +92,7 @@ where
 }
 
 fn topic_exists(topic: &str, partition: i32) -> bool {
-    shard::current().with_image(|i| i.shard_of(topic, partition).is_some())
+    shard::current().with_image(|i| i.partition(topic, partition).is_some())
 }
 
 // ---- FindCoordinator ------------------------------------------------------------------------

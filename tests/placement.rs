@@ -1,0 +1,172 @@
+//! Which shard serves a partition is this node's own choice, kept in its placement log
+//! (`__metadata/placement.log`) and never in the cluster metadata: it survives restarts, only
+//! partitions whose shard is gone move when the core count shrinks, an old-format metadata log
+//! (a shard per partition) is converted with its shards kept, and a data directory refuses to
+//! start under another node id (`meta.properties`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// (topic id, partition) -> shard, replayed from the broker's placement log.
+fn placement(data_dir: &Path) -> BTreeMap<(String, i64), u64> {
+    let text =
+        std::fs::read_to_string(data_dir.join("__metadata/placement.log")).expect("placement log");
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("placement line");
+        let topic = v["topic"].as_str().expect("topic id").to_string();
+        match v["type"].as_str() {
+            Some("Place") => {
+                for pair in v["partitions"].as_array().expect("partitions") {
+                    let p = pair[0].as_i64().expect("partition");
+                    let s = pair[1].as_u64().expect("shard");
+                    out.insert((topic.clone(), p), s);
+                }
+            }
+            Some("Forget") => out.retain(|(t, _), _| *t != topic),
+            other => panic!("unexpected placement record {other:?}"),
+        }
+    }
+    out
+}
+
+/// The placement of one topic: shard per partition index.
+fn shards_of(data_dir: &Path, topic_id: &str) -> Vec<u64> {
+    placement(data_dir)
+        .into_iter()
+        .filter(|((t, _), _)| t == topic_id)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+fn topic_id(b: &Broker, topic: &str) -> String {
+    // The metadata log is the record of topic ids (the compacted form names each topic once).
+    let text = std::fs::read_to_string(b.data_dir().join("__metadata/metadata.log")).unwrap();
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "CreateTopic" && v["topic"]["name"] == topic)
+        .find_map(|v| v["topic"]["id"].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("no CreateTopic for {topic}"))
+}
+
+fn produce_one_each(b: &Broker, topic: &str, partitions: i32) {
+    let mut p = b.producer();
+    for i in 0..partitions {
+        p.send(topic, Some(i), None, b"v", None);
+    }
+    let d = p.flush(Duration::from_secs(20));
+    assert!(d.iter().all(|d| d.error.is_none()), "{d:?}");
+}
+
+#[test]
+fn partitions_keep_their_shard_across_restarts_and_move_only_when_it_is_gone() {
+    let mut b = Broker::start(BrokerOpts::default().cores(2));
+    b.create_topic("kept", 4, &[]);
+    produce_one_each(&b, "kept", 4);
+    let id = topic_id(&b, "kept");
+    let by_id = |b: &Broker| shards_of(b.data_dir(), &id);
+    let first = by_id(&b);
+    assert_eq!(first.len(), 4);
+    assert_eq!(first.iter().filter(|s| **s == 0).count(), 2, "{first:?}");
+    // The metadata log names no shard at all.
+    let meta = std::fs::read_to_string(b.data_dir().join("__metadata/metadata.log")).unwrap();
+    assert!(
+        meta.contains("\"replicas\":[1]") && !meta.contains("shard"),
+        "{meta}"
+    );
+
+    b.restart();
+    assert_eq!(
+        by_id(&b),
+        first,
+        "a restart with the same cores moves nothing"
+    );
+    assert_eq!(watermarks(&b.consumer(), "kept", 4), vec![(0, 1); 4]);
+
+    b.stop();
+    b.set_cores(1);
+    b.restart();
+    assert_eq!(
+        by_id(&b),
+        vec![0; 4],
+        "shard 1 is gone: its partitions moved to 0"
+    );
+    assert_eq!(watermarks(&b.consumer(), "kept", 4), vec![(0, 1); 4]);
+    produce_one_each(&b, "kept", 4);
+
+    b.stop();
+    b.set_cores(2);
+    b.restart();
+    assert_eq!(
+        by_id(&b),
+        vec![0; 4],
+        "more cores move nothing already placed"
+    );
+    assert_eq!(watermarks(&b.consumer(), "kept", 4), vec![(0, 2); 4]);
+    // New partitions go to the emptier shard.
+    b.create_topic("fresh", 2, &[]);
+    let fresh = topic_id(&b, "fresh");
+    assert_eq!(shards_of(b.data_dir(), &fresh), vec![1, 1]);
+    produce_one_each(&b, "fresh", 2);
+    assert_eq!(watermarks(&b.consumer(), "fresh", 2), vec![(0, 1); 2]);
+}
+
+#[test]
+fn an_old_format_metadata_log_is_converted_and_each_partition_keeps_its_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("__metadata")).unwrap();
+    // What shardlog wrote before placement left the metadata: a shard per partition, and a
+    // move after a restart with fewer cores.
+    let id = "6f1c2a3b-0000-4000-8000-00000000abcd";
+    std::fs::write(
+        data.join("__metadata/metadata.log"),
+        format!(
+            "{{\"type\":\"ClusterId\",\"id\":\"oldcluster\"}}\n\
+             {{\"type\":\"CreateTopic\",\"topic\":{{\"name\":\"legacy\",\"id\":\"{id}\",\"partitions\":[1,0,1],\"configs\":{{\"retention.ms\":\"3600000\"}}}}}}\n\
+             {{\"type\":\"AddPartitions\",\"name\":\"legacy\",\"shards\":[0]}}\n\
+             {{\"type\":\"MovePartition\",\"name\":\"legacy\",\"partition\":2,\"shard\":0}}\n"
+        ),
+    )
+    .unwrap();
+    let mut b = Broker::start(BrokerOpts::default().cores(2).data_dir(&data));
+    assert_eq!(shards_of(&data, id), vec![1, 0, 0, 0]);
+    let meta = std::fs::read_to_string(data.join("__metadata/metadata.log")).unwrap();
+    assert!(
+        !meta.contains("MovePartition") && !meta.contains("shards") && meta.contains("oldcluster"),
+        "rewritten in today's records: {meta}"
+    );
+    produce_one_each(&b, "legacy", 4);
+    let got = consume_all(&b.bootstrap(), "legacy", 4, 4, Duration::from_secs(20));
+    assert_eq!(got.messages.len(), 4, "{:?}", got.errors);
+    b.restart();
+    assert_eq!(shards_of(&data, id), vec![1, 0, 0, 0]);
+    assert_eq!(watermarks(&b.consumer(), "legacy", 4), vec![(0, 1); 4]);
+    let props = std::fs::read_to_string(data.join("meta.properties")).unwrap();
+    assert!(
+        props.contains("cluster.id=oldcluster") && props.contains("node.id=1"),
+        "{props}"
+    );
+}
+
+#[test]
+fn a_data_directory_refuses_to_start_under_another_node_id() {
+    let mut b = Broker::start(BrokerOpts::default().set("node.id", "4"));
+    b.create_topic("mine", 1, &[]);
+    b.stop();
+    b.set_for_next_start("node.id", "5");
+    let err = b.try_restart().expect_err("started under another node id");
+    assert!(
+        err.contains("stored node.id 4 does not match the configured node.id 5"),
+        "{err}"
+    );
+    b.set_for_next_start("node.id", "4");
+    b.restart();
+    assert_eq!(watermarks(&b.consumer(), "mine", 1), vec![(0, 0)]);
+}
