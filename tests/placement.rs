@@ -170,3 +170,68 @@ fn a_data_directory_refuses_to_start_under_another_node_id() {
     b.restart();
     assert_eq!(watermarks(&b.consumer(), "mine", 1), vec![(0, 0)]);
 }
+
+/// Unmounts a tmpfs when dropped (also when the test fails).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(
+            ok,
+            "mounting a tmpfs at {} (tests run as root)",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_placement_log_that_cannot_be_written_never_undoes_a_committed_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut b = Broker::start(BrokerOpts::default().data_dir(&data));
+    b.create_topic("doomed", 1, &[]);
+    b.stop();
+    // The placement log moves to a full filesystem; the metadata log stays where it was.
+    let full = Tmpfs::mount(&dir.path().join("full"), "64k");
+    let moved = full.0.join("placement.log");
+    let link = data.join("__metadata/placement.log");
+    std::fs::copy(&link, &moved).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let filler = vec![7u8; 4096];
+    let mut f = std::fs::File::create(full.0.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut f, &filler).is_ok() {}
+    drop(f);
+
+    b.restart();
+    // Enough partitions that their placement line needs a page the filesystem does not have.
+    b.create_topic("born", 600, &[]);
+    produce_one_each(&b, "born", 2);
+    let admin = b.admin();
+    let gone = common::block_on(admin.delete_topics(&["doomed"], &common::admin_opts()))
+        .expect("delete call");
+    assert!(gone.iter().all(|r| r.is_ok()), "{gone:?}");
+    drop(admin);
+    assert!(b.log().contains("placement log"), "{}", b.log());
+    b.restart();
+    let names = topic_names(&b.consumer());
+    assert!(names.contains(&"born".to_string()), "{names:?}");
+    assert!(!names.contains(&"doomed".to_string()), "{names:?}");
+    assert_eq!(watermarks(&b.consumer(), "born", 2), vec![(0, 1); 2]);
+    b.stop();
+    drop(full);
+}

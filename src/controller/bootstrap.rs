@@ -1,5 +1,6 @@
 //! Start-up on shard 0: the metadata log replayed (an old-format log converted), compacted when
-//! long, this data directory's identity checked, this node's placement brought in line, the data
+//! long, this data directory's identity (`meta.properties`) settled, this node's placement
+//! brought in line, the data
 //! directory cleaned, and the resulting state loaded on every shard.
 
 use std::io;
@@ -10,9 +11,10 @@ use super::commit::persist;
 use super::state;
 use crate::metadata::legacy::convert;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::node::meta_properties::settle;
 use crate::runtime::file::blocking;
 use crate::shard::current;
-use crate::shard::publish::{load, open_node};
+use crate::shard::publish::{load, open_placement};
 
 /// Records of history the metadata log may carry beyond twice its snapshot before start-up
 /// compacts it.
@@ -36,13 +38,29 @@ pub async fn bootstrap() -> io::Result<()> {
     for r in &replayed {
         image.apply(r);
     }
+    // The data directory's identity first: it refuses another node id or cluster, and supplies
+    // the cluster id to a metadata log without one (before that id is written there, so a crash
+    // in between cannot make the two disagree).
+    let cluster_id = {
+        let data_dir = shard.config.data_dir();
+        let in_metadata = (!image.cluster_id.is_empty()).then(|| image.cluster_id.clone());
+        let configured = shard.config.get("cluster.id").to_string();
+        blocking(move || {
+            settle(
+                &data_dir,
+                node,
+                in_metadata.as_deref(),
+                || match configured.as_str() {
+                    "" => Uuid::new_v4().simple().to_string(),
+                    id => id.to_string(),
+                },
+            )
+        })
+        .await?
+    };
     let mut new_records = Vec::new();
     if image.cluster_id.is_empty() {
-        let id = match shard.config.get("cluster.id") {
-            "" => Uuid::new_v4().simple().to_string(),
-            id => id.to_string(),
-        };
-        new_records.push(MetadataRecord::ClusterId { id });
+        new_records.push(MetadataRecord::ClusterId { id: cluster_id });
     }
     if !new_records.is_empty() && !converted.had_legacy {
         persist(new_records.clone())
@@ -52,9 +70,9 @@ pub async fn bootstrap() -> io::Result<()> {
     for r in &new_records {
         image.apply(r);
     }
-    // This node's identity checked and its placement made durable, before an old-format
-    // metadata log is rewritten below.
-    let placement = open_node(&image, converted.had_legacy.then_some(converted.shards)).await?;
+    // This node's placement, durable before an old-format metadata log is rewritten below.
+    let placement =
+        open_placement(&image, converted.had_legacy.then_some(converted.shards)).await?;
     state::set_producer_ids((image.producer_id_block_end, image.producer_id_block_end));
     // Directories of deleted topics a crash left behind, before any partition is opened.
     let deleted: std::collections::HashSet<String> = replayed

@@ -3,7 +3,9 @@
 //!
 //! The cluster metadata names replicas by node id, so a data directory started again under
 //! another `node.id` would host none of its own partitions; Kafka refuses such a start, and so
-//! does this (as it does a directory from another cluster).
+//! does this. As in Kafka, the file is where the cluster id comes from once it exists: a metadata
+//! log that lost its cluster id record (or never wrote it before a crash) takes it from here, and
+//! only a metadata log naming another cluster is refused.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -13,52 +15,68 @@ use crate::runtime::file::sync_dir_now;
 
 const FILE: &str = "meta.properties";
 
-/// Checks `data_dir`'s `meta.properties` against `node_id` and `cluster_id`, writing it (durably)
-/// if there is none. Blocking: run it on the blocking-thread pool.
-pub fn check_or_write(data_dir: &Path, node_id: i32, cluster_id: &str) -> io::Result<()> {
+/// Checks `data_dir`'s `meta.properties` against `node_id` and returns the cluster id to use.
+/// `in_metadata`: the cluster id the metadata log holds, if any; `new_id()` makes one when
+/// neither the file nor the metadata has one. Writes the file (durably) if there is none.
+/// Blocking: run it on the blocking-thread pool.
+pub fn settle(
+    data_dir: &Path,
+    node_id: i32,
+    in_metadata: Option<&str>,
+    new_id: impl FnOnce() -> String,
+) -> io::Result<String> {
     let path = data_dir.join(FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let props = parse(&text);
-            let stored_node = props.get("node.id").map(String::as_str);
-            if stored_node != Some(node_id.to_string().as_str()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: stored node.id {} does not match the configured node.id {node_id}; \
-                         this data directory belongs to another node",
-                        path.display(),
-                        stored_node.unwrap_or("(none)")
-                    ),
-                ));
-            }
-            let stored_cluster = props.get("cluster.id").map(String::as_str);
-            if stored_cluster != Some(cluster_id) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: stored cluster.id {} does not match the metadata's cluster id \
-                         {cluster_id}; this data directory belongs to another cluster",
-                        path.display(),
-                        stored_cluster.unwrap_or("(none)")
-                    ),
-                ));
-            }
-            Ok(())
-        }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let tmp = data_dir.join(format!("{FILE}.tmp"));
-            let mut f = std::fs::File::create(&tmp)?;
-            write!(
-                f,
-                "#\n#Written by shardlog\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
-            )?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir_now(data_dir)
+            let id = in_metadata.map_or_else(new_id, str::to_string);
+            write(data_dir, node_id, &id)?;
+            return Ok(id);
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    let props = parse(&text);
+    let stored_node = props.get("node.id").map(String::as_str);
+    if stored_node != Some(node_id.to_string().as_str()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: stored node.id {} does not match the configured node.id {node_id}; \
+                 this data directory belongs to another node",
+                path.display(),
+                stored_node.unwrap_or("(none)")
+            ),
+        ));
     }
+    let Some(stored_cluster) = props.get("cluster.id").filter(|c| !c.is_empty()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no cluster.id", path.display()),
+        ));
+    };
+    match in_metadata {
+        Some(id) if id != stored_cluster => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: stored cluster.id {stored_cluster} does not match the metadata log's cluster \
+                 id {id}; this data directory belongs to another cluster",
+                path.display()
+            ),
+        )),
+        _ => Ok(stored_cluster.clone()),
+    }
+}
+
+fn write(data_dir: &Path, node_id: i32, cluster_id: &str) -> io::Result<()> {
+    let tmp = data_dir.join(format!("{FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    write!(
+        f,
+        "#\n#Written by shardlog\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, data_dir.join(FILE))?;
+    sync_dir_now(data_dir)
 }
 
 /// Java properties, the subset Kafka writes: `key=value` lines, `#` comments.
@@ -75,15 +93,30 @@ fn parse(text: &str) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    fn fresh() -> String {
+        "new".to_string()
+    }
+
     #[test]
     fn written_once_then_checked() {
         let dir = tempfile::tempdir().unwrap();
-        check_or_write(dir.path(), 3, "abc").unwrap();
-        check_or_write(dir.path(), 3, "abc").unwrap();
-        let e = check_or_write(dir.path(), 4, "abc").unwrap_err();
+        assert_eq!(settle(dir.path(), 3, Some("abc"), fresh).unwrap(), "abc");
+        assert_eq!(settle(dir.path(), 3, Some("abc"), fresh).unwrap(), "abc");
+        let e = settle(dir.path(), 4, Some("abc"), fresh).unwrap_err();
         assert!(e.to_string().contains("stored node.id 3"), "{e}");
-        let e = check_or_write(dir.path(), 3, "xyz").unwrap_err();
+        let e = settle(dir.path(), 3, Some("xyz"), fresh).unwrap_err();
         assert!(e.to_string().contains("another cluster"), "{e}");
+    }
+
+    #[test]
+    fn the_file_supplies_the_cluster_id_a_metadata_log_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(settle(dir.path(), 1, None, fresh).unwrap(), "new");
+        // The metadata log lost its ClusterId record (or a crash came before it was written).
+        assert_eq!(
+            settle(dir.path(), 1, None, || "other".to_string()).unwrap(),
+            "new"
+        );
     }
 
     #[test]
@@ -94,6 +127,6 @@ mod tests {
             "#\n#Mon Dec 07 12:00:00 UTC 2026\nnode.id=1\ndirectory.id=x\nversion=1\ncluster.id=Q1\n",
         )
         .unwrap();
-        check_or_write(dir.path(), 1, "Q1").unwrap();
+        assert_eq!(settle(dir.path(), 1, Some("Q1"), fresh).unwrap(), "Q1");
     }
 }

@@ -14,7 +14,6 @@ use futures_util::future::join_all;
 
 use super::current;
 use crate::metadata::{MetadataImage, MetadataRecord};
-use crate::node::meta_properties::check_or_write;
 use crate::node::placement_log::PlacementLog;
 use crate::node::{Placement, PlacementRecord};
 use crate::runtime::file::blocking;
@@ -28,11 +27,9 @@ thread_local! {
     static PLACEMENT_LOG: RefCell<Option<PlacementLog>> = const { RefCell::new(None) };
 }
 
-/// Start-up on the publishing shard, once the metadata is known: checks (or writes) this data
-/// directory's `meta.properties` against `node.id` and the cluster id, opens this node's
-/// placement log, brings it in line with `image` (`legacy` first: the shards an old metadata log
+/// Start-up on the publishing shard, once the metadata is known: opens this node's placement log, brings it in line with `image` (`legacy` first: the shards an old metadata log
 /// named), persists the result, and returns it. Nothing is loaded on the shards yet ([`load`]).
-pub async fn open_node(
+pub async fn open_placement(
     image: &MetadataImage,
     legacy: Option<Vec<(uuid::Uuid, i32, usize)>>,
 ) -> io::Result<Placement> {
@@ -42,7 +39,6 @@ pub async fn open_node(
     let shards = shard_count();
     let image = image.clone();
     let (log, placement) = blocking(move || -> io::Result<_> {
-        check_or_write(&data_dir, node, &image.cluster_id)?;
         let (mut log, mut placement) = PlacementLog::open(&data_dir)?;
         if let Some(old) = legacy {
             // The old metadata log is the truth about where partitions were; it is rewritten
@@ -58,8 +54,13 @@ pub async fn open_node(
         }
         let changes = placement.reconcile(&image, node, shards);
         changes.iter().for_each(|r| placement.apply(r));
-        log.append(&changes)?;
-        log.compact_if_long(&placement)?;
+        // Not fatal (see `publish`): the next start re-places whatever did not get written.
+        if let Err(e) = log
+            .append(&changes)
+            .and_then(|()| log.compact_if_long(&placement))
+        {
+            tracing::error!("placement log: {e}; serving with the placement in memory");
+        }
         Ok((log, placement))
     })
     .await?;
@@ -88,7 +89,8 @@ pub async fn load(records: Vec<MetadataRecord>, placement: Placement) -> Result<
     Ok(())
 }
 
-/// Publishes one committed record on this node (call on the publishing shard, in commit order).
+/// Publishes one committed (durable) record on this node; call on the publishing shard, in
+/// commit order. Errors are the shards' (a shard that did not answer), never the placement log's.
 pub async fn publish(record: MetadataRecord) -> Result<(), String> {
     let shard = current();
     let placed = shard.with_image(|image| {
@@ -97,7 +99,13 @@ pub async fn publish(record: MetadataRecord) -> Result<(), String> {
         })
     });
     if !placed.is_empty() {
-        persist(placed.clone()).await?;
+        // The record is durable already: failing here would leave it on disk but unapplied
+        // (a delete undone in memory, then redone at the next start). Placement need not be
+        // durable for correctness — a start re-places whatever the log lacks, and a
+        // partition's files do not depend on its shard — so a failed write is only logged.
+        if let Err(e) = persist(placed.clone()).await {
+            tracing::error!("{e}; applying the change anyway (the next start re-places)");
+        }
     }
     shard
         .apply(&record, &placed)
