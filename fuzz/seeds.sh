@@ -6,6 +6,8 @@
 #   - batch, segment, producer_snapshot, group_records, metadata_log, leader_epoch: the files that traffic
 #     left in the broker's data directory (stored batches of every codec, segments with their
 #     indexes, producer snapshots, __consumer_offsets, the metadata log).
+# (quorum's seeds are hand-made until the metadata quorum runs in the broker: a Raft log of
+# entries and hard states, and an append message; this script leaves them alone.)
 #
 #   fuzz/seeds.sh [SHARDLOG_BINARY]     (default target/debug/shardlog; needs kcat and the
 #                                        compat venv from scripts/install-deps.sh)

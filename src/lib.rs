@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partition;
+pub mod quorum;
 pub mod runtime;
 pub mod server;
 pub mod shard;

@@ -1,0 +1,334 @@
+//! The quorum's durable state on one node: `<dir>/raft.log`, the Raft log entries and the last
+//! hard state (term, vote, commit), as CRC-checked frames appended and fdatasync-ed before
+//! anything that depends on them is sent (a vote, an append acknowledgement).
+//!
+//! Frame: `kind: u8` (1 entry, 2 hard state), `len: u32 BE`, `crc32c: u32 BE` of kind and
+//! payload, then `payload` (the protobuf encoding raft-rs defines for the type).
+//!
+//! Invariants:
+//! - entry frames hold consecutive indexes in file order; `offsets[i]` is where the frame of
+//!   entry `first_index + i` starts;
+//! - the last hard-state frame in the file is the node's hard state; replacing a suffix of the
+//!   log (a follower told by a new leader that its tail diverges) cuts the file at the first
+//!   replaced entry and writes the current hard state again after the new entries;
+//! - a crash can tear only the tail: opening stops at the first frame that is incomplete, fails
+//!   its CRC, does not decode, or breaks the index sequence, and cuts the file there. Only
+//!   writes never acknowledged are lost that way, because nothing is acknowledged before its
+//!   fdatasync.
+//!
+//! A failed write is fatal to the node's part in the quorum (as in etcd and KRaft): the log
+//! refuses further writes and the node must restart, recovering from what reached the disk.
+//!
+//! Blocking std::fs: the driver runs it on the blocking-thread pool.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use protobuf::Message as _;
+use raft::prelude::{Entry, HardState};
+
+use crate::runtime::file::sync_dir_now;
+
+const KIND_ENTRY: u8 = 1;
+const KIND_HARD_STATE: u8 = 2;
+const HEADER: usize = 9;
+/// A frame larger than this is corruption (entries are metadata records, far smaller).
+const MAX_FRAME: usize = 64 << 20;
+
+/// What a node's log held when it was opened.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Recovered {
+    pub entries: Vec<Entry>,
+    pub hard_state: HardState,
+}
+
+pub struct QuorumLog {
+    path: PathBuf,
+    file: File,
+    first_index: u64,
+    offsets: Vec<u64>,
+    len: u64,
+    hard_state: HardState,
+    /// Set when a failed write could not be cut back off: every later write is refused.
+    poisoned: bool,
+}
+
+impl QuorumLog {
+    /// Opens (creating if needed) the log in `dir` and returns what it holds.
+    pub fn open(dir: &Path) -> io::Result<(QuorumLog, Recovered)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("raft.log");
+        let existed = path.exists();
+        let mut bytes = Vec::new();
+        if existed {
+            File::open(&path)?.read_to_end(&mut bytes)?;
+        }
+        let mut log = QuorumLog {
+            file: OpenOptions::new().create(true).append(true).open(&path)?,
+            path,
+            first_index: 0,
+            offsets: Vec::new(),
+            len: 0,
+            hard_state: HardState::default(),
+            poisoned: false,
+        };
+        if !existed {
+            sync_dir_now(dir)?;
+        }
+        let mut entries = Vec::new();
+        let mut pos = 0usize;
+        while let Some((kind, payload, next)) = frame_at(&bytes, pos) {
+            match kind {
+                KIND_ENTRY => {
+                    let Ok(e) = Entry::parse_from_bytes(payload) else {
+                        break;
+                    };
+                    let expected = log.next_index();
+                    if e.index == 0 || (!log.offsets.is_empty() && e.index != expected) {
+                        break;
+                    }
+                    if log.offsets.is_empty() {
+                        log.first_index = e.index;
+                    }
+                    log.offsets.push(pos as u64);
+                    entries.push(e);
+                }
+                KIND_HARD_STATE => {
+                    let Ok(hs) = HardState::parse_from_bytes(payload) else {
+                        break;
+                    };
+                    log.hard_state = hs;
+                }
+                _ => break,
+            }
+            pos = next;
+        }
+        log.len = pos as u64;
+        if log.len != bytes.len() as u64 {
+            tracing::warn!(
+                "{}: cutting {} bytes of torn or corrupt tail",
+                log.path.display(),
+                bytes.len() as u64 - log.len
+            );
+            log.file.set_len(log.len)?;
+            log.file.sync_data()?;
+        }
+        let recovered = Recovered {
+            entries,
+            hard_state: log.hard_state.clone(),
+        };
+        Ok((log, recovered))
+    }
+
+    /// Index the next appended entry must have (if the log is not empty).
+    fn next_index(&self) -> u64 {
+        self.first_index + self.offsets.len() as u64
+    }
+
+    pub fn last_index(&self) -> u64 {
+        match self.offsets.len() {
+            0 => 0,
+            n => self.first_index + n as u64 - 1,
+        }
+    }
+
+    /// Makes `entries` (consecutive; replacing any entries from the first one's index on) and
+    /// `hard_state` durable before returning.
+    pub fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> io::Result<()> {
+        if self.poisoned {
+            return Err(io::Error::other(format!(
+                "{}: an earlier failed write could not be undone; restart to recover",
+                self.path.display()
+            )));
+        }
+        if entries.is_empty() && hard_state.is_none_or(|hs| *hs == self.hard_state) {
+            return Ok(());
+        }
+        let mut rewrite_hard_state = false;
+        if let Some(first) = entries.first() {
+            if !self.offsets.is_empty() && first.index < self.next_index() {
+                if first.index < self.first_index {
+                    return Err(io::Error::other(format!(
+                        "entry {} replaces entries below the log's first index {}",
+                        first.index, self.first_index
+                    )));
+                }
+                let keep = (first.index - self.first_index) as usize;
+                self.len = self.offsets[keep];
+                self.offsets.truncate(keep);
+                // The cut may have dropped the latest hard-state frame.
+                rewrite_hard_state = true;
+            } else if !self.offsets.is_empty() && first.index != self.next_index() {
+                return Err(io::Error::other(format!(
+                    "entry {} does not follow the log's last index {}",
+                    first.index,
+                    self.last_index()
+                )));
+            }
+        }
+        let mut buf = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            if self.offsets.is_empty() && offsets.is_empty() {
+                self.first_index = e.index;
+            }
+            offsets.push(self.len + buf.len() as u64);
+            push_frame(
+                &mut buf,
+                KIND_ENTRY,
+                &e.write_to_bytes().map_err(io::Error::other)?,
+            );
+        }
+        let hs = hard_state.unwrap_or(&self.hard_state).clone();
+        if rewrite_hard_state || hard_state.is_some() {
+            push_frame(
+                &mut buf,
+                KIND_HARD_STATE,
+                &hs.write_to_bytes().map_err(io::Error::other)?,
+            );
+        }
+        let written = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.write_all(&buf))
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                self.offsets.extend(offsets);
+                self.hard_state = hs;
+                Ok(())
+            }
+            Err(e) => {
+                // Raft treats a failed write of its log as fatal (the node stops; a restart
+                // recovers from what reached the disk), so no undo: refuse every later write.
+                self.poisoned = true;
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("writing {}: {e}", self.path.display()),
+                ))
+            }
+        }
+    }
+}
+
+fn push_frame(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let mut crc = crc32c::crc32c(&[kind]);
+    crc = crc32c::crc32c_append(crc, payload);
+    buf.push(kind);
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&crc.to_be_bytes());
+    buf.extend_from_slice(payload);
+}
+
+/// The frame at `pos`: (kind, payload, position after it), if complete and its CRC matches.
+fn frame_at(bytes: &[u8], pos: usize) -> Option<(u8, &[u8], usize)> {
+    let header = bytes.get(pos..pos.checked_add(HEADER)?)?;
+    let kind = header[0];
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let crc = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+    if len > MAX_FRAME {
+        return None;
+    }
+    let start = pos + HEADER;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&[kind]), payload);
+    (actual == crc).then_some((kind, payload, start + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64, data: &str) -> Entry {
+        Entry {
+            index,
+            term,
+            data: data.as_bytes().to_vec().into(),
+            ..Default::default()
+        }
+    }
+
+    fn hs(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn entries_and_hard_state_survive_reopen_and_a_replaced_suffix_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, rec) = QuorumLog::open(dir.path()).unwrap();
+        assert_eq!(rec, Recovered::default());
+        log.persist(
+            &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")],
+            Some(&hs(1, 1, 2)),
+        )
+        .unwrap();
+        log.persist(&[], Some(&hs(2, 3, 2))).unwrap();
+        // A new leader replaces entries 2.. with its own.
+        log.persist(
+            &[entry(2, 2, "B"), entry(3, 2, "C"), entry(4, 2, "D")],
+            None,
+        )
+        .unwrap();
+        drop(log);
+        let (log, rec) = QuorumLog::open(dir.path()).unwrap();
+        let got: Vec<(u64, u64, Vec<u8>)> = rec
+            .entries
+            .iter()
+            .map(|e| (e.index, e.term, e.data.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, b"a".to_vec()),
+                (2, 2, b"B".to_vec()),
+                (3, 2, b"C".to_vec()),
+                (4, 2, b"D".to_vec())
+            ]
+        );
+        assert_eq!(rec.hard_state, hs(2, 3, 2));
+        assert_eq!(log.last_index(), 4);
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_is_cut_and_appends_go_on_after_the_last_good_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = QuorumLog::open(dir.path()).unwrap();
+        log.persist(&[entry(1, 1, "a"), entry(2, 1, "b")], Some(&hs(1, 1, 1)))
+            .unwrap();
+        drop(log);
+        let path = dir.path().join("raft.log");
+        let good = std::fs::metadata(&path).unwrap().len();
+        for tail in [&b"\x01\x00\x00"[..], &[1, 0, 0, 0, 1, 9, 9, 9, 9, 0x55][..]] {
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(tail).unwrap();
+            drop(f);
+            let (mut log, rec) = QuorumLog::open(dir.path()).unwrap();
+            assert_eq!(rec.entries.len(), 2);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+            log.persist(&[entry(3, 1, "c")], None).unwrap();
+            drop(log);
+            let (_, rec) = QuorumLog::open(dir.path()).unwrap();
+            assert_eq!(rec.entries.len(), 3);
+            // Put the file back for the next tail.
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn entries_that_break_the_sequence_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = QuorumLog::open(dir.path()).unwrap();
+        log.persist(&[entry(1, 1, "a")], None).unwrap();
+        assert!(log.persist(&[entry(3, 1, "c")], None).is_err());
+        log.persist(&[entry(2, 1, "b")], None).unwrap();
+        assert_eq!(log.last_index(), 2);
+    }
+}

@@ -1,0 +1,20 @@
+//! The metadata quorum: the cluster metadata log replicated with Raft, on tikv's raft-rs.
+//!
+//! Why raft-rs (docs/ARCHITECTURE.md has the longer form): it is sans-io — a synchronous state
+//! machine that neither owns a thread nor a clock nor a socket — so it runs as one task on a
+//! shard, ticked by the shard's timing wheel, with its log written on the blocking-thread pool
+//! like every other fsync here. openraft needs an async runtime of its own (tokio, or an
+//! adapter glommio does not have). The engine stays behind `controller::commit`, so it can be
+//! swapped.
+//!
+//! Pieces: `core` (one node's Raft state machine and the Ready protocol split around the
+//! durable write), `log_store` (the node's durable Raft log and hard state), `wire` (messages
+//! between nodes, bounded against hostile peers). Not yet here: the driver task and transport
+//! on `controller.listener`, snapshots, and `controller::commit` going through the quorum.
+
+pub mod core;
+pub mod log_store;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
