@@ -1,24 +1,27 @@
 //! One node's Raft state machine for the metadata quorum: raft-rs's `RawNode` over an in-memory
-//! copy of the node's durable log (`log_store`), with raft-rs's Ready protocol split into the
+//! copy of the node's durable log (`storage`, mirroring `log_store`), with raft-rs's Ready protocol split into the
 //! two halves around the durable write so the caller can run that write off the shard thread.
 //!
 //! Sans-io: nothing here touches a clock, a socket or a file. The driver calls [`QuorumCore::tick`]
 //! from the timing wheel, [`QuorumCore::step`] with peers' messages, and
 //! [`QuorumCore::propose`] with records; then, while [`QuorumCore::has_ready`]:
 //! 1. [`QuorumCore::begin_ready`]: send `send_now` (a leader's appends may go out before its own
-//!    write), apply `committed` in order, and persist `persist`;
+//!    write), replace the state with `snapshot` if there is one (a leader's snapshot, sent
+//!    because this node was too far behind), apply `committed` in order, and persist `persist`;
 //! 2. once that is durable, [`QuorumCore::finish_ready`]: send its `send_now` (votes and append
 //!    acknowledgements, which promise durability) and apply its `committed`.
 //!
 //! Invariants: at most one Ready is between the two halves; entries are applied exactly once per
-//! process, in index order (a restart applies them again from the start: the metadata image is
-//! rebuilt from the log, as before the quorum).
+//! process, in index order, after the snapshot they follow (a restart starts from the snapshot
+//! and applies the entries after it again: the metadata image is rebuilt, as before the quorum).
+//! [`QuorumCore::compact`] turns the applied state into the snapshot and drops what it covers.
 
-use raft::prelude::{ConfState, Entry, EntryType, HardState, Message};
-use raft::storage::MemStorage;
-use raft::{Config, RawNode, StateRole};
+use bytes::Bytes;
+use raft::prelude::{Entry, EntryType, HardState, Message, Snapshot};
+use raft::{Config, RawNode, StateRole, Storage};
 
 use super::log_store::Recovered;
+use super::storage::QuorumStorage;
 
 /// Ticks without a leader's heartbeat before a follower starts an election (randomized up to
 /// twice this by raft-rs).
@@ -31,6 +34,8 @@ const MAX_APPEND_BYTES: u64 = 1 << 20;
 /// What to write durably before the second half of a Ready.
 #[derive(Debug, Default)]
 pub struct ToPersist {
+    /// A leader's snapshot that replaces this node's log (then `entries` follow it).
+    pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
 }
@@ -40,33 +45,44 @@ pub struct ToPersist {
 pub struct Output {
     /// Messages for peers, in order.
     pub send_now: Vec<Message>,
+    /// The state to restore before applying `committed` (a snapshot's data).
+    pub snapshot: Option<Bytes>,
     /// Committed entries carrying records (`data` not empty), in index order.
     pub committed: Vec<Entry>,
 }
 
+/// A compaction to make durable: the snapshot and the log after it.
+#[derive(Debug)]
+pub struct Compaction {
+    pub snapshot: Snapshot,
+    pub entries: Vec<Entry>,
+    pub hard_state: HardState,
+}
+
 pub struct QuorumCore {
-    raw: RawNode<MemStorage>,
-    storage: MemStorage,
+    raw: RawNode<QuorumStorage>,
     pending: Option<raft::Ready>,
+    /// Index of the last entry applied (or covered by the snapshot restored).
+    applied: u64,
 }
 
 impl QuorumCore {
     /// A node `id` of the quorum of `voters`, resuming from `recovered`. A quorum of one elects
     /// itself at once.
+    /// The caller restores its state from `recovered.snapshot`'s data first.
     pub fn new(id: u64, voters: &[u64], recovered: Recovered) -> raft::Result<QuorumCore> {
-        let storage = MemStorage::new_with_conf_state(ConfState::from((voters.to_vec(), vec![])));
-        {
-            let last = recovered.entries.last().map_or(0, |e| e.index);
-            let mut core = storage.wl();
-            core.append(&recovered.entries)?;
-            let mut hs = recovered.hard_state;
-            // The commit index is written lazily (with the next entries or vote); it can never
-            // be beyond what the log holds.
-            hs.commit = hs.commit.min(last);
-            core.set_hardstate(hs);
-        }
+        // The commit index is written lazily (with the next entries or vote); the storage
+        // clamps it to what the log holds.
+        let storage = QuorumStorage::new(
+            voters,
+            recovered.snapshot,
+            recovered.entries,
+            recovered.hard_state,
+        );
+        let applied = storage.snapshot_index();
         let config = Config {
             id,
+            applied,
             election_tick: ELECTION_TICKS,
             heartbeat_tick: HEARTBEAT_TICKS,
             max_size_per_msg: MAX_APPEND_BYTES,
@@ -79,14 +95,14 @@ impl QuorumCore {
             ..Default::default()
         };
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let mut raw = RawNode::new(&config, storage.clone(), &logger)?;
+        let mut raw = RawNode::new(&config, storage, &logger)?;
         if voters == [id] {
             raw.campaign()?;
         }
         Ok(QuorumCore {
             raw,
-            storage,
             pending: None,
+            applied,
         })
     }
 
@@ -140,15 +156,19 @@ impl QuorumCore {
             return None;
         }
         let mut rd = self.raw.ready();
-        if !rd.snapshot().is_empty() {
-            // Leaders never compact their log yet, so no follower is ever sent a snapshot.
-            tracing::error!("metadata quorum: ignoring a snapshot (not supported yet)");
+        let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
+        if let Some(s) = &snapshot {
+            self.applied = s.get_metadata().index;
         }
+        let send_now = rd.take_messages();
+        let committed = self.applying(rd.take_committed_entries());
         let out = Output {
-            send_now: rd.take_messages(),
-            committed: records(rd.take_committed_entries()),
+            send_now,
+            snapshot: snapshot.as_ref().map(|s| s.data.clone()),
+            committed,
         };
         let persist = ToPersist {
+            snapshot,
             entries: rd.entries().clone(),
             hard_state: rd.hs().cloned(),
         };
@@ -162,23 +182,73 @@ impl QuorumCore {
             return Ok(Output::default());
         };
         {
-            let mut core = self.storage.wl();
-            core.append(rd.entries())?;
+            let store = self.raw.mut_store();
+            if !rd.snapshot().is_empty() {
+                store.apply_snapshot(rd.snapshot().clone());
+            }
+            store.append(rd.entries());
             if let Some(hs) = rd.hs() {
-                core.set_hardstate(hs.clone());
+                store.set_hard_state(hs.clone());
             }
         }
         let mut send_now = rd.take_persisted_messages();
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
-            self.storage.wl().mut_hard_state().set_commit(commit);
+            self.raw.mut_store().set_commit(commit);
         }
         send_now.extend(light.take_messages());
-        let committed = records(light.take_committed_entries());
-        self.raw.advance_apply();
+        let committed = self.applying(light.take_committed_entries());
+        self.raw.advance_apply_to(self.applied);
         Ok(Output {
             send_now,
+            snapshot: None,
             committed,
+        })
+    }
+
+    /// Notes `entries` as applied and returns those carrying records.
+    fn applying(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        if let Some(last) = entries.last() {
+            self.applied = self.applied.max(last.index);
+        }
+        records(entries)
+    }
+
+    /// Index of the last entry applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Entries in the log after the snapshot.
+    pub fn entries_since_snapshot(&self) -> usize {
+        self.raw.store().entries_since_snapshot()
+    }
+
+    /// Makes `state` (the caller's state as of [`QuorumCore::applied`]) the snapshot and drops
+    /// the entries it covers; the returned compaction must then be made durable
+    /// (`QuorumLog::replace_with_snapshot`). `None` while a Ready is pending or nothing new
+    /// was applied.
+    pub fn compact(&mut self, state: Vec<u8>) -> Option<Compaction> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let applied = self.applied;
+        let store = self.raw.mut_store();
+        let snapshot = store.compact(applied, state)?;
+        let last = store.last();
+        let entries = store
+            .entries(
+                applied + 1,
+                last + 1,
+                None,
+                raft::GetEntriesContext::empty(false),
+            )
+            .ok()?;
+        let hard_state = store.initial_state().ok()?.hard_state;
+        Some(Compaction {
+            snapshot,
+            entries,
+            hard_state,
         })
     }
 }

@@ -1,6 +1,8 @@
-//! The quorum's durable state on one node: `<dir>/raft.log`, the Raft log entries and the last
-//! hard state (term, vote, commit), as CRC-checked frames appended and fdatasync-ed before
-//! anything that depends on them is sent (a vote, an append acknowledgement).
+//! The quorum's durable state on one node: `<dir>/snapshot`, the last snapshot (the metadata as
+//! of an index, from which the log was compacted), and `<dir>/raft.log`, the Raft log entries
+//! after it and the last hard state (term, vote, commit), as CRC-checked frames appended and
+//! fdatasync-ed before anything that depends on them is sent (a vote, an append
+//! acknowledgement).
 //!
 //! Frame: `kind: u8` (1 entry, 2 hard state), `len: u32 BE`, `crc32c: u32 BE` of kind and
 //! payload, then `payload` (the protobuf encoding raft-rs defines for the type).
@@ -11,6 +13,9 @@
 //! - the last hard-state frame in the file is the node's hard state; replacing a suffix of the
 //!   log (a follower told by a new leader that its tail diverges) cuts the file at the first
 //!   replaced entry and writes the current hard state again after the new entries;
+//! - a new snapshot is written beside the old one, synced and renamed over it before the log is
+//!   rewritten without the entries it covers (also beside, synced, renamed): a crash in between
+//!   leaves a snapshot and a log whose first entries it covers, which opening skips;
 //! - a crash can tear only the tail: opening stops at the first frame that is incomplete, fails
 //!   its CRC, does not decode, or breaks the index sequence, and cuts the file there. Only
 //!   writes never acknowledged are lost that way, because nothing is acknowledged before its
@@ -26,19 +31,23 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
-use raft::prelude::{Entry, HardState};
+use raft::prelude::{Entry, HardState, Snapshot};
 
 use crate::runtime::file::sync_dir_now;
 
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
+const KIND_SNAPSHOT: u8 = 3;
 const HEADER: usize = 9;
-/// A frame larger than this is corruption (entries are metadata records, far smaller).
-const MAX_FRAME: usize = 64 << 20;
+/// A frame larger than this is corruption (entries are metadata records, far smaller; a snapshot
+/// of 400,000 partitions' metadata is some 60 MB).
+const MAX_FRAME: usize = 256 << 20;
 
 /// What a node's log held when it was opened.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recovered {
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot (or from the start), consecutive.
     pub entries: Vec<Entry>,
     pub hard_state: HardState,
 }
@@ -58,6 +67,8 @@ impl QuorumLog {
     /// Opens (creating if needed) the log in `dir` and returns what it holds.
     pub fn open(dir: &Path) -> io::Result<(QuorumLog, Recovered)> {
         std::fs::create_dir_all(dir)?;
+        let snapshot = read_snapshot(&dir.join("snapshot"))?;
+        let covered = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
         let path = dir.join("raft.log");
         let existed = path.exists();
         let mut bytes = Vec::new();
@@ -88,6 +99,16 @@ impl QuorumLog {
                     if e.index == 0 || (!log.offsets.is_empty() && e.index != expected) {
                         break;
                     }
+                    if log.offsets.is_empty() && e.index > covered + 1 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{}: entries start at {} but the snapshot ends at {covered}",
+                                log.path.display(),
+                                e.index
+                            ),
+                        ));
+                    }
                     if log.offsets.is_empty() {
                         log.first_index = e.index;
                     }
@@ -115,7 +136,8 @@ impl QuorumLog {
             log.file.sync_data()?;
         }
         let recovered = Recovered {
-            entries,
+            snapshot,
+            entries: entries.into_iter().filter(|e| e.index > covered).collect(),
             hard_state: log.hard_state.clone(),
         };
         Ok((log, recovered))
@@ -210,6 +232,119 @@ impl QuorumLog {
                 ))
             }
         }
+    }
+}
+
+impl QuorumLog {
+    /// Persists the durable half of a Ready: a leader's snapshot (which replaces the log) if
+    /// there is one, the entries and the hard state.
+    pub fn persist_ready(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> io::Result<()> {
+        match snapshot {
+            Some(s) => {
+                let hs = hard_state.unwrap_or(&self.hard_state).clone();
+                self.replace_with_snapshot(s, entries, &hs)
+            }
+            None => self.persist(entries, hard_state),
+        }
+    }
+
+    /// Makes `snapshot` the node's snapshot and `entries` (those after it) with `hard_state`
+    /// its whole log, durably (see the module docs for the order).
+    pub fn replace_with_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        entries: &[Entry],
+        hard_state: &HardState,
+    ) -> io::Result<()> {
+        if self.poisoned {
+            return Err(io::Error::other(format!(
+                "{}: an earlier failed write could not be undone; restart to recover",
+                self.path.display()
+            )));
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut snap = Vec::new();
+        push_frame(
+            &mut snap,
+            KIND_SNAPSHOT,
+            &snapshot.write_to_bytes().map_err(io::Error::other)?,
+        );
+        let mut log = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            offsets.push(log.len() as u64);
+            push_frame(
+                &mut log,
+                KIND_ENTRY,
+                &e.write_to_bytes().map_err(io::Error::other)?,
+            );
+        }
+        push_frame(
+            &mut log,
+            KIND_HARD_STATE,
+            &hard_state.write_to_bytes().map_err(io::Error::other)?,
+        );
+        let done = write_replacing(&dir.join("snapshot"), &snap)
+            .and_then(|()| write_replacing(&self.path, &log))
+            .and_then(|()| sync_dir_now(&dir))
+            .and_then(|()| OpenOptions::new().append(true).open(&self.path));
+        match done {
+            Ok(file) => {
+                self.file = file;
+                self.first_index = entries.first().map_or(0, |e| e.index);
+                self.offsets = offsets;
+                self.len = log.len() as u64;
+                self.hard_state = hard_state.clone();
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `<path>.tmp`, syncs it and renames it over `path`.
+fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The snapshot file, if there is one. A damaged snapshot is refused, not skipped: the entries
+/// it covers are gone from the log, so starting without it would start from nothing.
+fn read_snapshot(path: &Path) -> io::Result<Option<Snapshot>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {why}; the metadata quorum cannot start",
+                path.display()
+            ),
+        )
+    };
+    match frame_at(&bytes, 0) {
+        Some((KIND_SNAPSHOT, payload, end)) if end == bytes.len() => {
+            Snapshot::parse_from_bytes(payload)
+                .map(Some)
+                .map_err(|e| bad(&format!("undecodable snapshot: {e}")))
+        }
+        _ => Err(bad("damaged snapshot")),
     }
 }
 
@@ -320,6 +455,38 @@ mod tests {
             let f = OpenOptions::new().write(true).open(&path).unwrap();
             f.set_len(good).unwrap();
         }
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_entries_it_covers_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = QuorumLog::open(dir.path()).unwrap();
+        log.persist(
+            &[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")],
+            Some(&hs(1, 1, 3)),
+        )
+        .unwrap();
+        let mut snap = Snapshot {
+            data: b"a,b".to_vec().into(),
+            ..Default::default()
+        };
+        snap.mut_metadata().index = 2;
+        snap.mut_metadata().term = 1;
+        log.replace_with_snapshot(&snap, &[entry(3, 1, "c")], &hs(1, 1, 3))
+            .unwrap();
+        log.persist(&[entry(4, 1, "d")], None).unwrap();
+        drop(log);
+        let (log, rec) = QuorumLog::open(dir.path()).unwrap();
+        assert_eq!(rec.snapshot.as_ref().unwrap().data.as_ref(), b"a,b");
+        assert_eq!(
+            rec.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert_eq!(rec.hard_state, hs(1, 1, 3));
+        assert_eq!(log.last_index(), 4);
+        // A damaged snapshot stops the start instead of starting from nothing.
+        std::fs::write(dir.path().join("snapshot"), b"\x03\x00").unwrap();
+        assert!(QuorumLog::open(dir.path()).is_err());
     }
 
     #[test]

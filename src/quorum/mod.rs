@@ -8,12 +8,14 @@
 //! swapped.
 //!
 //! Pieces: `core` (one node's Raft state machine and the Ready protocol split around the
-//! durable write), `log_store` (the node's durable Raft log and hard state), `wire` (messages
-//! between nodes, bounded against hostile peers). Not yet here: the driver task and transport
-//! on `controller.listener`, snapshots, and `controller::commit` going through the quorum.
+//! durable write; compaction into a snapshot), `storage` (the in-memory log raft-rs reads),
+//! `log_store` (the node's durable snapshot, Raft log and hard state), `wire` (messages between
+//! nodes, bounded against hostile peers). Not yet here: the driver task and transport on
+//! `controller.listener`, and `controller::commit` going through the quorum.
 
 pub mod core;
 pub mod log_store;
+pub mod storage;
 pub mod wire;
 
 #[cfg(test)]

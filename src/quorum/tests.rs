@@ -52,7 +52,7 @@ impl Sim {
         let voters = self.voters.clone();
         let n = &mut self.nodes[(id - 1) as usize];
         let (log, recovered) = QuorumLog::open(n.dir.path()).unwrap();
-        n.applied.clear();
+        n.applied = restore(recovered.snapshot.as_ref().map(|s| s.data.as_ref()));
         n.node = Some((QuorumCore::new(id, &voters, recovered).unwrap(), log));
     }
 
@@ -80,10 +80,17 @@ impl Sim {
                 while let Some((out, persist)) = core.begin_ready() {
                     moved = true;
                     self.bus.extend(out.send_now);
+                    if let Some(state) = &out.snapshot {
+                        n.applied = restore(Some(state));
+                    }
                     n.applied
                         .extend(out.committed.iter().map(|e| (e.index, e.data.to_vec())));
-                    log.persist(&persist.entries, persist.hard_state.as_ref())
-                        .unwrap();
+                    log.persist_ready(
+                        persist.snapshot.as_ref(),
+                        &persist.entries,
+                        persist.hard_state.as_ref(),
+                    )
+                    .unwrap();
                     let out = core.finish_ready().unwrap();
                     self.bus.extend(out.send_now);
                     n.applied
@@ -140,6 +147,16 @@ impl Sim {
         self.settle();
     }
 
+    /// Compacts node `id`'s log into a snapshot of what it applied, durably.
+    fn compact(&mut self, id: u64) {
+        let n = &mut self.nodes[(id - 1) as usize];
+        let state = snapshot_of(&n.applied);
+        let (core, log) = n.node.as_mut().unwrap();
+        let c = core.compact(state).expect("something to compact");
+        log.replace_with_snapshot(&c.snapshot, &c.entries, &c.hard_state)
+            .unwrap();
+    }
+
     fn records(&self, id: u64) -> Vec<String> {
         self.nodes[(id - 1) as usize]
             .applied
@@ -147,6 +164,23 @@ impl Sim {
             .map(|(_, r)| String::from_utf8_lossy(r).into_owned())
             .collect()
     }
+}
+
+/// The simulated state machine's snapshot: its applied records, one per line with their index.
+fn snapshot_of(applied: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let lines: Vec<String> = applied
+        .iter()
+        .map(|(i, r)| format!("{i} {}", String::from_utf8_lossy(r)))
+        .collect();
+    lines.join("\n").into_bytes()
+}
+
+fn restore(state: Option<&[u8]>) -> Vec<(u64, Vec<u8>)> {
+    let text = String::from_utf8_lossy(state.unwrap_or_default()).into_owned();
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(i, r)| (i.parse().unwrap(), r.as_bytes().to_vec()))
+        .collect()
 }
 
 #[test]
@@ -213,4 +247,56 @@ fn a_cut_off_leader_commits_nothing_and_its_divergent_tail_is_replaced() {
     sim.start(old);
     sim.ticks(ELECTION_TICKS * 2);
     assert_eq!(sim.records(old), ["before", "after"]);
+}
+
+#[test]
+fn compacted_logs_restart_from_their_snapshot_and_a_far_behind_follower_gets_it() {
+    let mut sim = Sim::new(3);
+    let leader = sim.leader();
+    for i in 0..20 {
+        sim.propose(leader, &format!("r{i}"));
+    }
+    let lagging = (1..=3).find(|&i| i != leader).unwrap();
+    sim.kill(lagging);
+    for i in 20..40 {
+        sim.propose(leader, &format!("r{i}"));
+    }
+    // Every live node compacts: the entries the lagging node lacks are gone everywhere.
+    for id in (1..=3).filter(|&i| i != lagging) {
+        sim.compact(id);
+        assert_eq!(sim.core(id).entries_since_snapshot(), 0);
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+    // The lagging node restarts and is sent the leader's snapshot.
+    sim.start(lagging);
+    sim.ticks(ELECTION_TICKS);
+    sim.propose(leader, "r40");
+    let mut all = expected.clone();
+    all.push("r40".into());
+    for id in 1..=3 {
+        assert_eq!(sim.records(id), all, "node {id}");
+    }
+    let installed = sim.nodes[(lagging - 1) as usize]
+        .dir
+        .path()
+        .join("snapshot");
+    assert!(
+        installed.exists(),
+        "the lagging node caught up through a snapshot"
+    );
+    sim.kill(lagging);
+    sim.start(lagging);
+    sim.ticks(ELECTION_TICKS);
+    assert_eq!(sim.records(lagging), all, "and restarts from it");
+    // A compacted node restarts from its snapshot plus the entries after it.
+    sim.kill(leader);
+    sim.start(leader);
+    sim.ticks(ELECTION_TICKS * 2);
+    assert_eq!(sim.records(leader), all);
+    let now = sim.leader();
+    sim.propose(now, "r41");
+    all.push("r41".into());
+    for id in 1..=3 {
+        assert_eq!(sim.records(id), all, "node {id}");
+    }
 }
