@@ -45,14 +45,24 @@ fn shards_of(data_dir: &Path, topic_id: &str) -> Vec<u64> {
 }
 
 fn topic_id(b: &Broker, topic: &str) -> String {
-    // The metadata log is the record of topic ids (the compacted form names each topic once).
-    let text = std::fs::read_to_string(b.data_dir().join("__metadata/metadata.log")).unwrap();
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "CreateTopic" && v["topic"]["name"] == topic)
-        .find_map(|v| v["topic"]["id"].as_str().map(String::from))
-        .unwrap_or_else(|| panic!("no CreateTopic for {topic}"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["topic", "describe", topic, "--bootstrap", &b.bootstrap()])
+        .output()
+        .expect("run shardlog topic describe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Topic id:").map(|id| id.trim().to_string()))
+        .unwrap_or_else(|| panic!("no topic id for {topic}: {out:?}"))
+}
+
+/// The metadata quorum's log and snapshot as text (their records are JSON inside the frames).
+fn quorum_files(data_dir: &Path) -> String {
+    let dir = data_dir.join("__metadata/quorum");
+    ["snapshot", "raft.log"]
+        .iter()
+        .filter_map(|f| std::fs::read(dir.join(f)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
 }
 
 fn produce_one_each(b: &Broker, topic: &str, partitions: i32) {
@@ -74,8 +84,8 @@ fn partitions_keep_their_shard_across_restarts_and_move_only_when_it_is_gone() {
     let first = by_id(&b);
     assert_eq!(first.len(), 4);
     assert_eq!(first.iter().filter(|s| **s == 0).count(), 2, "{first:?}");
-    // The metadata log names no shard at all.
-    let meta = std::fs::read_to_string(b.data_dir().join("__metadata/metadata.log")).unwrap();
+    // The cluster metadata names no shard at all.
+    let meta = quorum_files(b.data_dir());
     assert!(
         meta.contains("\"replicas\":[1]") && !meta.contains("shard"),
         "{meta}"
@@ -137,11 +147,14 @@ fn an_old_format_metadata_log_is_converted_and_each_partition_keeps_its_shard() 
     .unwrap();
     let mut b = Broker::start(BrokerOpts::default().cores(2).data_dir(&data));
     assert_eq!(shards_of(&data, id), vec![1, 0, 0, 0]);
-    let meta = std::fs::read_to_string(data.join("__metadata/metadata.log")).unwrap();
+    // Converted into the metadata quorum's first snapshot; the old log is set aside.
+    let meta = quorum_files(&data);
     assert!(
         !meta.contains("MovePartition") && !meta.contains("shards") && meta.contains("oldcluster"),
-        "rewritten in today's records: {meta}"
+        "today's records: {meta}"
     );
+    assert!(!data.join("__metadata/metadata.log").exists());
+    assert!(data.join("__metadata/metadata.log.converted").exists());
     produce_one_each(&b, "legacy", 4);
     let got = consume_all(&b.bootstrap(), "legacy", 4, 4, Duration::from_secs(20));
     assert_eq!(got.messages.len(), 4, "{:?}", got.errors);

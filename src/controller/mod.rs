@@ -1,31 +1,34 @@
 //! The metadata controller: every change to topics, partitions, configs and producer-id blocks.
 //!
-//! It runs on one shard ([`CONTROLLER_SHARD`]); its state (the metadata log, the producer-id
-//! block) lives there only (`state`). Handlers call the functions below from any shard: each
-//! ships the operation to the controller shard and awaits its answer, so no handler names a
-//! shard. Inside, every change is validated against the controller's image and goes through
-//! `commit::commit` — the single function a Raft metadata quorum replaces in a cluster — which
-//! persists it to the metadata log and applies it on every shard before the caller is answered.
+//! It runs on one shard ([`CONTROLLER_SHARD`]); its state (the metadata quorum's handle, the
+//! producer-id block) lives there only (`state`). Handlers call the functions below from any
+//! shard: each ships the operation to the controller shard and awaits its answer, so no handler
+//! names a shard. Inside, every change is validated against the controller's image and goes
+//! through `commit::commit`, which proposes it to the metadata quorum (`quorum`) and answers
+//! once it is committed and applied here: to the committed image (`state_machine`) and, through
+//! `shard::publish`, on every shard.
 //!
 //! Files: `topics` (create, delete, grow; the partition budget), `configs` (AlterConfigs and
 //! IncrementalAlterConfigs), `producer_ids` (InitProducerId blocks), `commit` (the controller
-//! lock, the metadata log write, the broadcast), `bootstrap` (start-up), `state`.
+//! lock, the proposal), `state_machine` (the metadata as the quorum's state machine),
+//! `bootstrap` (start-up: the quorum's log replayed, an older metadata log converted), `state`.
 
 mod bootstrap;
 mod commit;
 mod configs;
 mod producer_ids;
 mod state;
+mod state_machine;
 mod topics;
 
-pub use bootstrap::bootstrap;
+pub use bootstrap::{bootstrap, QuorumTask};
 pub use configs::{apply_config_change, ConfigChange, ConfigRefusal};
 pub use configs::{OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT};
 pub use topics::{DeleteTarget, TopicOutcome, TopicSpec, MAX_PARTITIONS_PER_TOPIC};
 
 use crate::runtime::{submit_to, SubmitError};
 
-/// The shard that runs the controller and owns the metadata log.
+/// The shard that runs the controller and the metadata quorum.
 pub const CONTROLLER_SHARD: usize = 0;
 
 /// Creates topics; one outcome per spec, in order.

@@ -1,9 +1,11 @@
 //! Producer ids for idempotent producers (InitProducerId), reserved from the metadata log a block
 //! at a time.
 
-use super::commit::{controller_lock, persist};
+use super::commit::{commit, controller_lock};
 use super::state;
+use crate::metadata::image::BLOCK_TAKEN;
 use crate::metadata::MetadataRecord;
+use crate::shard::current;
 
 /// Producer ids are reserved this many at a time, so the metadata log sees one record per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -25,8 +27,21 @@ pub async fn allocate_producer_id() -> Result<i64, String> {
         state::set_producer_ids((next + 1, end));
         return Ok(next);
     }
-    let new_end = end + PRODUCER_ID_BLOCK;
-    persist(vec![MetadataRecord::ProducerIdBlock { end: new_end }]).await?;
-    state::set_producer_ids((end + 1, new_end));
-    Ok(end)
+    // The committed image knows the highest block any node reserved (a node's own view may
+    // lag); a block someone else took first is refused, and the next one is tried.
+    let mut end = end.max(current().with_image(|i| i.producer_id_block_end));
+    for _ in 0..10 {
+        let new_end = end + PRODUCER_ID_BLOCK;
+        match commit(MetadataRecord::ProducerIdBlock { end: new_end }).await {
+            Ok(()) => {
+                state::set_producer_ids((end + 1, new_end));
+                return Ok(end);
+            }
+            Err(why) if why.starts_with(BLOCK_TAKEN) => {
+                end = end.max(current().with_image(|i| i.producer_id_block_end));
+            }
+            Err(why) => return Err(why),
+        }
+    }
+    Err("could not reserve a producer-id block".to_string())
 }

@@ -1,25 +1,24 @@
-//! The controller's own state, kept on shard 0 (the controller shard) only: the metadata log and
-//! the producer-id block being handed out. Other shards hold a read-only copy of the metadata
-//! image (`shard::Shard`), never this.
+//! The controller's own state, kept on shard 0 (the controller shard) only: the handle of the
+//! metadata quorum and the producer-id block being handed out. Other shards hold a read-only
+//! copy of the metadata image (`shard::Shard`), never this.
 
 use std::cell::{Cell, RefCell};
 
-use crate::metadata::store::MetadataStore;
+use crate::quorum::driver::QuorumHandle;
 
 thread_local! {
-    static STORE: RefCell<Option<MetadataStore>> = const { RefCell::new(None) };
+    static QUORUM: RefCell<Option<QuorumHandle>> = const { RefCell::new(None) };
     /// The next producer id to hand out and the end of the reserved block.
     static PRODUCER_IDS: Cell<(i64, i64)> = const { Cell::new((0, 0)) };
 }
 
-/// Takes the metadata log out for a write on the blocking pool (the caller holds the controller
-/// lock and puts it back with [`put_store`]). `None` off the controller shard.
-pub(super) fn take_store() -> Option<MetadataStore> {
-    STORE.with(|s| s.borrow_mut().take())
+/// The quorum, once start-up has started it; `None` before, and off the controller shard.
+pub(super) fn quorum() -> Option<QuorumHandle> {
+    QUORUM.with(|q| q.borrow().clone())
 }
 
-pub(super) fn put_store(store: MetadataStore) {
-    STORE.with(|s| *s.borrow_mut() = Some(store));
+pub(super) fn set_quorum(handle: QuorumHandle) {
+    QUORUM.with(|q| *q.borrow_mut() = Some(handle));
 }
 
 pub(super) fn producer_ids() -> (i64, i64) {

@@ -93,6 +93,9 @@ pub enum MetadataRecord {
     },
 }
 
+/// How a refused producer-id block's reason starts (its proposer tries the next block).
+pub const BLOCK_TAKEN: &str = "producer-id block taken";
+
 /// A shard's copy of the metadata.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
@@ -123,6 +126,86 @@ impl MetadataImage {
         out
     }
 
+    /// [`MetadataImage::snapshot_records`] as bytes (JSON lines): a quorum snapshot's data.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in self.snapshot_records() {
+            // Serializing these plain structs cannot fail.
+            if serde_json::to_writer(&mut out, &r).is_ok() {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// The image a quorum snapshot's data describes.
+    pub fn decode_snapshot(data: &[u8]) -> Result<MetadataImage, String> {
+        let mut image = MetadataImage::default();
+        for (n, line) in data.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let r: MetadataRecord = serde_json::from_slice(line)
+                .map_err(|e| format!("metadata snapshot line {}: {e}", n + 1))?;
+            image.apply(&r);
+        }
+        Ok(image)
+    }
+
+    /// Records that turn this image into `target` (a leader's snapshot replacing a follower's
+    /// state): topics gone or re-created deleted, new ones created, grown ones grown, changed
+    /// configs set.
+    pub fn changes_to(&self, target: &MetadataImage) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if self.cluster_id != target.cluster_id {
+            out.push(MetadataRecord::ClusterId {
+                id: target.cluster_id.clone(),
+            });
+        }
+        if target.producer_id_block_end > self.producer_id_block_end {
+            out.push(MetadataRecord::ProducerIdBlock {
+                end: target.producer_id_block_end,
+            });
+        }
+        for t in self.topics.values() {
+            if target.topic(&t.name).is_none_or(|n| n.id != t.id) {
+                out.push(MetadataRecord::DeleteTopic {
+                    name: t.name.clone(),
+                });
+            }
+        }
+        for t in target.topics.values() {
+            match self.topic(&t.name).filter(|o| o.id == t.id) {
+                None => out.push(MetadataRecord::CreateTopic { topic: t.clone() }),
+                Some(old) => {
+                    if t.partitions.len() > old.partitions.len()
+                        && t.partitions.starts_with(&old.partitions)
+                    {
+                        out.push(MetadataRecord::AddPartitions {
+                            name: t.name.clone(),
+                            partitions: t.partitions[old.partitions.len()..].to_vec(),
+                        });
+                    } else if t.partitions != old.partitions {
+                        // Replicas or epochs changed in a way no record here expresses yet:
+                        // take the topic as the snapshot has it.
+                        out.push(MetadataRecord::DeleteTopic {
+                            name: t.name.clone(),
+                        });
+                        out.push(MetadataRecord::CreateTopic { topic: t.clone() });
+                        continue;
+                    }
+                    if t.configs != old.configs {
+                        out.push(MetadataRecord::SetTopicConfigs {
+                            name: t.name.clone(),
+                            configs: t.configs.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
         self.topics.get(name)
     }
@@ -138,6 +221,40 @@ impl MetadataImage {
     /// Partition `p` of `topic`, if both exist.
     pub fn partition(&self, topic: &str, p: i32) -> Option<&PartitionMeta> {
         self.topics.get(topic)?.partition(p)
+    }
+
+    /// Why `record` does not fit this image, if it does not: a topic created twice, or a change
+    /// to a topic that does not exist. Every node applying the log skips such records alike
+    /// (two nodes may propose conflicting changes; the first in the log wins), and the proposer
+    /// reports the reason.
+    pub fn refusal(&self, record: &MetadataRecord) -> Option<String> {
+        match record {
+            MetadataRecord::CreateTopic { topic } if self.topics.contains_key(&topic.name) => {
+                Some(format!("Topic '{}' already exists.", topic.name))
+            }
+            MetadataRecord::CreateTopic { topic } if self.by_id.contains_key(&topic.id) => {
+                Some(format!("Topic id {} is taken.", topic.id))
+            }
+            MetadataRecord::AddPartitions { name, .. }
+            | MetadataRecord::DeleteTopic { name }
+            | MetadataRecord::SetTopicConfigs { name, .. }
+                if !self.topics.contains_key(name) =>
+            {
+                Some(format!("The topic '{name}' does not exist."))
+            }
+            MetadataRecord::ProducerIdBlock { end } if *end <= self.producer_id_block_end => {
+                Some(format!(
+                    "{BLOCK_TAKEN}: ids below {} are reserved",
+                    self.producer_id_block_end
+                ))
+            }
+            MetadataRecord::ClusterId { id }
+                if !self.cluster_id.is_empty() && *id != self.cluster_id =>
+            {
+                Some(format!("the cluster id is {}, not {id}", self.cluster_id))
+            }
+            _ => None,
+        }
     }
 
     /// Applies one record. Records that do not fit the current image (replayed twice, or naming a
@@ -168,5 +285,80 @@ impl MetadataImage {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, id: u128, partitions: usize) -> TopicMeta {
+        TopicMeta {
+            name: name.into(),
+            id: Uuid::from_u128(id),
+            partitions: vec![PartitionMeta::single(1); partitions],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn image(records: &[MetadataRecord]) -> MetadataImage {
+        let mut i = MetadataImage::default();
+        records.iter().for_each(|r| i.apply(r));
+        i
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_changes_to_turn_one_image_into_another() {
+        let mut grown = topic("grown", 2, 3);
+        grown.configs.insert("retention.ms".into(), "5".into());
+        let target = image(&[
+            MetadataRecord::ClusterId { id: "c".into() },
+            MetadataRecord::ProducerIdBlock { end: 3000 },
+            MetadataRecord::CreateTopic {
+                topic: topic("new", 1, 2),
+            },
+            MetadataRecord::CreateTopic { topic: grown },
+            MetadataRecord::CreateTopic {
+                topic: topic("again", 9, 1),
+            },
+        ]);
+        let decoded = MetadataImage::decode_snapshot(&target.encode_snapshot()).unwrap();
+        assert_eq!(decoded.snapshot_records(), target.snapshot_records());
+        let mut current = image(&[
+            MetadataRecord::ClusterId { id: "c".into() },
+            MetadataRecord::ProducerIdBlock { end: 1000 },
+            MetadataRecord::CreateTopic {
+                topic: topic("gone", 3, 1),
+            },
+            MetadataRecord::CreateTopic {
+                topic: topic("grown", 2, 1),
+            },
+            MetadataRecord::CreateTopic {
+                topic: topic("again", 8, 1),
+            },
+        ]);
+        for r in current.changes_to(&target) {
+            assert!(current.refusal(&r).is_none(), "{r:?}");
+            current.apply(&r);
+        }
+        assert_eq!(current.snapshot_records(), target.snapshot_records());
+        assert!(current.changes_to(&target).is_empty());
+        assert!(MetadataImage::decode_snapshot(b"{not json").is_err());
+    }
+
+    #[test]
+    fn records_that_do_not_fit_are_named() {
+        let i = image(&[MetadataRecord::CreateTopic {
+            topic: topic("t", 1, 1),
+        }]);
+        let again = MetadataRecord::CreateTopic {
+            topic: topic("t", 2, 1),
+        };
+        assert!(i.refusal(&again).unwrap().contains("already exists"));
+        let missing = MetadataRecord::DeleteTopic { name: "x".into() };
+        assert!(i.refusal(&missing).unwrap().contains("does not exist"));
+        assert!(i
+            .refusal(&MetadataRecord::DeleteTopic { name: "t".into() })
+            .is_none());
     }
 }

@@ -1,10 +1,10 @@
 //! Cluster metadata: topics, their partitions (replicas, leader, epochs, ISR), configs and
 //! producer-id blocks, in node ids only.
 //!
-//! The controller persists every change as a record in an append-only metadata log ([`store`]),
-//! then every shard applies the same record to its read-only [`MetadataImage`]. Records are the
-//! unit of change so that the same stream can become the replicated state machine of a metadata
-//! quorum (as KRaft does for Kafka). Which shard of a node serves a partition is not here: each
+//! Every change is a record, committed through the metadata quorum (`quorum`, as KRaft does for
+//! Kafka) and applied in log order to every shard's read-only [`MetadataImage`]; an image is
+//! also a quorum snapshot's content. [`store`] reads the metadata log of an older shardlog for
+//! its conversion. Which shard of a node serves a partition is not here: each
 //! node places its partitions itself (`node::placement`).
 
 pub mod image;

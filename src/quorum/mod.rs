@@ -14,6 +14,7 @@
 //! `controller.listener`, and `controller::commit` going through the quorum.
 
 pub mod core;
+pub mod driver;
 pub mod log_store;
 pub mod storage;
 pub mod wire;

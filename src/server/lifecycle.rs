@@ -199,7 +199,12 @@ async fn run_shard(id: usize, config: BrokerConfig) {
     if id == controller::CONTROLLER_SHARD {
         runtime::spawn(async {
             match controller::bootstrap().await {
-                Ok(()) => {
+                Ok(quorum) => {
+                    runtime::spawn(async move {
+                        if let Err(e) = quorum.await {
+                            fail(format!("the metadata quorum stopped: {e}"));
+                        }
+                    });
                     crate::server::group_host::ensure_offsets_topic().await;
                     // Tell every shard its metadata is loaded; each then starts accepting.
                     for s in 0..runtime::shard_count() {

@@ -351,6 +351,13 @@ impl Broker {
     }
 
     /// Panics with the log if the process has exited.
+    /// The exit status if the broker process has exited (it is then reaped), else `None`.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     pub fn assert_running(&mut self) {
         if let Some(c) = self.child.as_mut() {
             if let Some(status) = c.try_wait().unwrap() {

@@ -1,0 +1,255 @@
+//! The quorum on its shard: one task that ticks the Raft core from the timing wheel, steps it
+//! with peers' messages, proposes records, writes its log on the blocking-thread pool and
+//! applies what is committed to a [`StateMachine`] (the controller's metadata), in order.
+//!
+//! Proposals: [`QuorumHandle::propose`] returns once the record has been applied *on this node*
+//! (a follower's proposal is forwarded to the leader by raft-rs, committed, and comes back
+//! through the log like any other entry), with the state machine's refusal if it did not fit.
+//! A proposal that never commits (no leader, a leader lost mid-way) is never answered: callers
+//! put a deadline on it.
+//!
+//! A failed write of the Raft log ends the task with the error (the node must stop, as a
+//! KRaft controller does: continuing could acknowledge what is not durable).
+
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use raft::prelude::Message;
+
+use super::core::QuorumCore;
+use super::log_store::QuorumLog;
+use crate::runtime::file::blocking;
+use crate::timer::Timer;
+
+/// Milliseconds per Raft tick (election after 10–20 ticks without a leader).
+pub const TICK_MS: u64 = 100;
+
+/// Log entries kept beyond twice the snapshot's record count before the log is compacted.
+const COMPACT_SLACK: usize = 1_000;
+
+/// What the replicated log drives.
+#[allow(async_fn_in_trait)]
+pub trait StateMachine {
+    /// Applies a committed record; `Err(reason)` if it does not fit the state (it is then
+    /// skipped, alike on every node).
+    async fn apply(&mut self, record: &[u8]) -> Result<(), String>;
+    /// Replaces the state with a snapshot's.
+    async fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    /// The state, as a snapshot's data.
+    fn snapshot(&self) -> Vec<u8>;
+    /// How many records a snapshot of the state holds (to decide when to compact).
+    fn snapshot_records(&self) -> usize;
+}
+
+/// Where messages to peers go (the transport; nowhere for a quorum of one).
+pub type Outbox = Rc<dyn Fn(Vec<Message>)>;
+
+enum Input {
+    Propose {
+        record: Vec<u8>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Peer(Message),
+}
+
+/// How the rest of the node talks to the quorum task.
+#[derive(Clone)]
+pub struct QuorumHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl QuorumHandle {
+    /// Proposes `record` and waits until it is applied here; `Err` with the state machine's
+    /// refusal, or if the quorum task has stopped. Never answered if it never commits.
+    pub async fn propose(&self, record: Vec<u8>) -> Result<(), String> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .unbounded_send(Input::Propose { record, done })
+            .map_err(|_| "the metadata quorum has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the metadata quorum has stopped".to_string())?
+    }
+
+    /// A message from a peer.
+    pub fn deliver(&self, m: Message) {
+        let _ = self.tx.unbounded_send(Input::Peer(m));
+    }
+}
+
+pub struct Driver<S> {
+    core: QuorumCore,
+    /// `None` while a write has it on the blocking pool.
+    log: Option<QuorumLog>,
+    sm: S,
+    rx: mpsc::UnboundedReceiver<Input>,
+    outbox: Outbox,
+    timer: Timer,
+    /// Proposals made here and not applied yet, by number (the entry's context).
+    pending: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    next_proposal: u64,
+    /// This process's mark on its proposals: an entry proposed before a restart, committed
+    /// after it, must not answer a new proposal with the same number.
+    incarnation: u64,
+}
+
+impl<S: StateMachine> Driver<S> {
+    pub fn new(
+        core: QuorumCore,
+        log: QuorumLog,
+        sm: S,
+        outbox: Outbox,
+        timer: Timer,
+    ) -> (Driver<S>, QuorumHandle) {
+        let (tx, rx) = mpsc::unbounded();
+        let driver = Driver {
+            core,
+            log: Some(log),
+            sm,
+            rx,
+            outbox,
+            timer,
+            pending: HashMap::new(),
+            next_proposal: 1,
+            incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+        };
+        (driver, QuorumHandle { tx })
+    }
+
+    pub fn state_machine(&mut self) -> &mut S {
+        &mut self.sm
+    }
+
+    /// Handles every Ready there is (at start: applies what the log holds committed; a quorum
+    /// of one commits its whole log here).
+    pub async fn catch_up(&mut self) -> io::Result<()> {
+        self.handle_readies().await
+    }
+
+    /// Proposes `record` and handles Readies until it is applied; for start-up, before
+    /// [`Driver::run`], on a node that leads alone (a quorum of one).
+    pub async fn commit_now(&mut self, record: Vec<u8>) -> io::Result<Result<(), String>> {
+        let (done, mut answer) = oneshot::channel();
+        self.propose(record, done);
+        self.handle_readies().await?;
+        Ok(match answer.try_recv() {
+            Ok(Some(r)) => r,
+            _ => Err("not committed at once: this node does not lead alone".to_string()),
+        })
+    }
+
+    /// Runs until the handles are dropped (`Ok`) or the log cannot be written (`Err`).
+    pub async fn run(mut self) -> io::Result<()> {
+        let mut next_tick = self.timer.now_ms() + TICK_MS;
+        loop {
+            let timer = self.timer.clone();
+            let input = futures_lite::future::or(async { Some(self.rx.next().await) }, async {
+                timer.sleep_until(next_tick).await;
+                None
+            })
+            .await;
+            match input {
+                Some(Some(Input::Propose { record, done })) => self.propose(record, done),
+                Some(Some(Input::Peer(m))) => {
+                    let _ = self.core.step(m);
+                }
+                Some(None) => return Ok(()),
+                None => {
+                    self.core.tick();
+                    next_tick += TICK_MS;
+                }
+            }
+            self.handle_readies().await?;
+            self.compact_if_long().await?;
+        }
+    }
+
+    fn propose(&mut self, record: Vec<u8>, done: oneshot::Sender<Result<(), String>>) {
+        let n = self.next_proposal;
+        self.next_proposal += 1;
+        let mut context = self.incarnation.to_be_bytes().to_vec();
+        context.extend_from_slice(&n.to_be_bytes());
+        match self.core.propose(context, record) {
+            Ok(()) => {
+                self.pending.insert(n, done);
+            }
+            Err(e) => {
+                let _ = done.send(Err(format!("the metadata quorum has no leader ({e})")));
+            }
+        }
+    }
+
+    async fn handle_readies(&mut self) -> io::Result<()> {
+        while let Some((out, persist)) = self.core.begin_ready() {
+            (self.outbox)(out.send_now);
+            if let Some(state) = out.snapshot {
+                if let Err(e) = self.sm.restore(&state).await {
+                    tracing::error!("metadata quorum: restoring a snapshot: {e}");
+                }
+            }
+            self.apply(out.committed).await;
+            let mut log = self.take_log()?;
+            let (log, written) = blocking(move || {
+                let r = log.persist_ready(
+                    persist.snapshot.as_ref(),
+                    &persist.entries,
+                    persist.hard_state.as_ref(),
+                );
+                (log, r)
+            })
+            .await;
+            self.log = Some(log);
+            written?;
+            let out = self.core.finish_ready().map_err(io::Error::other)?;
+            (self.outbox)(out.send_now);
+            self.apply(out.committed).await;
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, entries: Vec<raft::prelude::Entry>) {
+        for e in entries {
+            let result = self.sm.apply(&e.data).await;
+            if let Some(n) = own_proposal(self.incarnation, &e.context) {
+                if let Some(done) = self.pending.remove(&n) {
+                    let _ = done.send(result);
+                }
+            }
+        }
+    }
+
+    /// Compacts the log into a snapshot of the state once it is much longer than one.
+    async fn compact_if_long(&mut self) -> io::Result<()> {
+        if self.core.entries_since_snapshot() <= 2 * self.sm.snapshot_records() + COMPACT_SLACK {
+            return Ok(());
+        }
+        let Some(c) = self.core.compact(self.sm.snapshot()) else {
+            return Ok(());
+        };
+        let mut log = self.take_log()?;
+        let (log, written) = blocking(move || {
+            let r = log.replace_with_snapshot(&c.snapshot, &c.entries, &c.hard_state);
+            (log, r)
+        })
+        .await;
+        self.log = Some(log);
+        written
+    }
+
+    fn take_log(&mut self) -> io::Result<QuorumLog> {
+        self.log
+            .take()
+            .ok_or_else(|| io::Error::other("metadata quorum log busy"))
+    }
+}
+
+/// The proposal number in an entry's context, if this process (`incarnation`) proposed it.
+fn own_proposal(incarnation: u64, context: &[u8]) -> Option<u64> {
+    let (mark, n) = context.split_at_checked(8)?;
+    let mark = u64::from_be_bytes(mark.try_into().ok()?);
+    let n = u64::from_be_bytes(n.try_into().ok()?);
+    (mark == incarnation).then_some(n)
+}
