@@ -166,6 +166,21 @@ fn an_old_format_metadata_log_is_converted_and_each_partition_keeps_its_shard() 
         props.contains("cluster.id=oldcluster") && props.contains("node.id=1"),
         "{props}"
     );
+    // An older shardlog started here again would write a metadata log of its own; the next start
+    // refuses rather than drop what it holds.
+    b.stop();
+    std::fs::write(
+        data.join("__metadata/metadata.log"),
+        "{\"type\":\"ClusterId\",\"id\":\"oldcluster\"}\n",
+    )
+    .unwrap();
+    let err = b
+        .try_restart()
+        .expect_err("started beside a newer metadata.log");
+    assert!(err.contains("written by an older shardlog"), "{err}");
+    std::fs::remove_file(data.join("__metadata/metadata.log")).unwrap();
+    b.restart();
+    assert_eq!(watermarks(&b.consumer(), "legacy", 4), vec![(0, 1); 4]);
 }
 
 #[test]

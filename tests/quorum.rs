@@ -150,3 +150,38 @@ fn a_node_whose_quorum_log_cannot_be_written_stops_instead_of_acknowledging() {
         );
     }
 }
+
+#[test]
+fn describe_quorum_names_this_node_leader_and_its_high_watermark_grows_with_changes() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{
+        ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let b = Broker::start(BrokerOpts::default().set("node.id", "3"));
+    let ask = |topic: &'static str| {
+        let mut t = TopicData::default();
+        t.topic_name = TopicName(StrBytes::from_static_str(topic));
+        t.partitions = vec![PartitionData::default()];
+        let mut req = DescribeQuorumRequest::default();
+        req.topics = vec![t];
+        raw_call::<_, DescribeQuorumResponse>(b.addr(), ApiKey::DescribeQuorum, 2, &req)
+    };
+    let before = ask("__cluster_metadata");
+    assert_eq!(before.error_code, 0);
+    let p = &before.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_id.0), (0, 3));
+    assert!(p.leader_epoch >= 1 && p.high_watermark >= 1, "{p:?}");
+    assert_eq!(p.current_voters.len(), 1);
+    assert_eq!(p.current_voters[0].replica_id.0, 3);
+    assert_eq!(p.current_voters[0].log_end_offset, p.high_watermark);
+    b.create_topic("more", 1, &[]);
+    let after = ask("__cluster_metadata");
+    assert!(after.topics[0].partitions[0].high_watermark > p.high_watermark);
+    // Any other log is unknown here, as in Kafka.
+    assert_eq!(
+        ask("orders").error_code,
+        kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
+    );
+}

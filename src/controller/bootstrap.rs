@@ -45,12 +45,39 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
     let mut placement = None;
     let old_log = data_dir.join("__metadata").join("metadata.log");
     let fresh = recovered.snapshot.is_none() && recovered.entries.is_empty();
+    let mut converted_deletes = std::collections::HashSet::new();
+    let set_aside_log = set_aside_path(&old_log);
+    if !fresh && old_log.exists() && set_aside_log.exists() {
+        // Converted before, and then an older shardlog ran here and wrote a metadata log of
+        // its own (it saw no topics, and set their directories aside as strays).
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} was written by an older shardlog after this data directory was converted to \
+                 the metadata quorum ({} is the converted one); topics created meanwhile would \
+                 be lost. Move it away to start, and restore partition directories renamed \
+                 *-stray by that run",
+                old_log.display(),
+                set_aside_log.display()
+            ),
+        ));
+    }
     if fresh && old_log.exists() {
         let dir = data_dir.clone();
         let stored = blocking(move || crate::metadata::store::read(&dir)).await?;
         let converted = convert(stored, node);
         let mut image = MetadataImage::default();
         converted.records.iter().for_each(|r| image.apply(r));
+        converted_deletes = converted
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::DeleteTopic { name } if image.topic(name).is_none() => {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
         placement =
             Some(open_placement(&image, converted.had_legacy.then_some(converted.shards)).await?);
         let snapshot = first_snapshot(&image, &voters);
@@ -80,7 +107,10 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
         set_aside(&old_log).await?;
     }
     // Replay: the committed image, built offline (nothing opened yet).
-    let mut sm = MetadataStateMachine::default();
+    let mut sm = MetadataStateMachine {
+        deleted_at_start: converted_deletes,
+        ..Default::default()
+    };
     if let Some(s) = &recovered.snapshot {
         sm.image = MetadataImage::decode_snapshot(&s.data).map_err(io::Error::other)?;
     }
@@ -165,12 +195,16 @@ fn first_snapshot(image: &MetadataImage, voters: &[u64]) -> Snapshot {
     snapshot
 }
 
+fn set_aside_path(old_log: &Path) -> std::path::PathBuf {
+    let mut to = old_log.as_os_str().to_owned();
+    to.push(".converted");
+    to.into()
+}
+
 /// Renames a converted metadata log to `metadata.log.converted` (kept for operators; nothing
 /// reads it again).
 async fn set_aside(old_log: &Path) -> io::Result<()> {
-    let mut to = old_log.as_os_str().to_owned();
-    to.push(".converted");
-    crate::runtime::file::rename(old_log, Path::new(&to)).await?;
+    crate::runtime::file::rename(old_log, &set_aside_path(old_log)).await?;
     if let Some(dir) = old_log.parent() {
         crate::runtime::file::sync_dir(dir).await?;
     }

@@ -66,6 +66,18 @@ pub async fn alter_topic_configs(
     .await
 }
 
+/// What this node knows of the metadata quorum (DescribeQuorum); `None` before start-up has
+/// started it or after it stopped.
+pub async fn quorum_status() -> Result<Option<crate::quorum::core::QuorumStatus>, SubmitError> {
+    submit_to(CONTROLLER_SHARD, || async {
+        match state::quorum() {
+            Some(q) => q.status().await,
+            None => None,
+        }
+    })
+    .await
+}
+
 /// A new producer id, never handed out before (InitProducerId without a transactional id).
 pub async fn allocate_producer_id() -> Result<Result<i64, String>, SubmitError> {
     submit_to(CONTROLLER_SHARD, producer_ids::allocate_producer_id).await

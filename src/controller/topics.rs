@@ -325,6 +325,7 @@ pub async fn create_partitions(
     match commit(MetadataRecord::AddPartitions {
         name: name.clone(),
         partitions: vec![PartitionMeta::single(node_id); (count - existing) as usize],
+        first: Some(existing as usize),
     })
     .await
     {

@@ -72,10 +72,14 @@ pub enum MetadataRecord {
     CreateTopic {
         topic: TopicMeta,
     },
-    /// Appends partitions to a topic (CreatePartitions).
+    /// Appends partitions to a topic (CreatePartitions), numbered from `first` (the count the
+    /// proposer saw): applied once even if proposed twice (a retry after a timeout, or two nodes
+    /// racing). Records written before `first` existed carry none.
     AddPartitions {
         name: String,
         partitions: Vec<PartitionMeta>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first: Option<usize>,
     },
     DeleteTopic {
         name: String,
@@ -184,6 +188,7 @@ impl MetadataImage {
                         out.push(MetadataRecord::AddPartitions {
                             name: t.name.clone(),
                             partitions: t.partitions[old.partitions.len()..].to_vec(),
+                            first: Some(old.partitions.len()),
                         });
                     } else if t.partitions != old.partitions {
                         // Replicas or epochs changed in a way no record here expresses yet:
@@ -235,6 +240,19 @@ impl MetadataImage {
             MetadataRecord::CreateTopic { topic } if self.by_id.contains_key(&topic.id) => {
                 Some(format!("Topic id {} is taken.", topic.id))
             }
+            MetadataRecord::AddPartitions {
+                name,
+                first: Some(first),
+                ..
+            } if self
+                .topics
+                .get(name)
+                .is_some_and(|t| t.partitions.len() != *first) =>
+            {
+                Some(format!(
+                    "The topic '{name}' no longer has {first} partitions (a concurrent or repeated change)."
+                ))
+            }
             MetadataRecord::AddPartitions { name, .. }
             | MetadataRecord::DeleteTopic { name }
             | MetadataRecord::SetTopicConfigs { name, .. }
@@ -266,9 +284,15 @@ impl MetadataImage {
                 self.by_id.insert(topic.id, topic.name.clone());
                 self.topics.insert(topic.name.clone(), topic.clone());
             }
-            MetadataRecord::AddPartitions { name, partitions } => {
+            MetadataRecord::AddPartitions {
+                name,
+                partitions,
+                first,
+            } => {
                 if let Some(t) = self.topics.get_mut(name) {
-                    t.partitions.extend_from_slice(partitions);
+                    if first.is_none_or(|f| f == t.partitions.len()) {
+                        t.partitions.extend_from_slice(partitions);
+                    }
                 }
             }
             MetadataRecord::SetTopicConfigs { name, configs } => {
@@ -360,5 +384,17 @@ mod tests {
         assert!(i
             .refusal(&MetadataRecord::DeleteTopic { name: "t".into() })
             .is_none());
+        // Growing from 1 partition applies once, however often it is proposed.
+        let grow = MetadataRecord::AddPartitions {
+            name: "t".into(),
+            partitions: vec![PartitionMeta::single(1); 2],
+            first: Some(1),
+        };
+        let mut i = i;
+        assert!(i.refusal(&grow).is_none());
+        i.apply(&grow);
+        assert!(i.refusal(&grow).unwrap().contains("no longer has 1"));
+        i.apply(&grow);
+        assert_eq!(i.topic("t").unwrap().partitions.len(), 3);
     }
 }

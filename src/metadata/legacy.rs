@@ -101,8 +101,11 @@ pub fn convert(stored: Vec<StoredRecord>, node: i32) -> Converted {
                         if let Some((_, s)) = shards.get_mut(&name) {
                             s.extend(added);
                         }
-                        out.records
-                            .push(MetadataRecord::AddPartitions { name, partitions });
+                        out.records.push(MetadataRecord::AddPartitions {
+                            name,
+                            partitions,
+                            first: None,
+                        });
                     }
                     LegacyRecord::MovePartition {
                         name,

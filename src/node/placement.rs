@@ -137,7 +137,9 @@ impl Placement {
                 out.extend(self.place_topic(topic, node, shards));
                 out
             }
-            MetadataRecord::AddPartitions { name, partitions } => {
+            MetadataRecord::AddPartitions {
+                name, partitions, ..
+            } => {
                 let Some(old) = image.topic(name) else {
                     return Vec::new();
                 };
@@ -292,6 +294,7 @@ mod tests {
         let grow = MetadataRecord::AddPartitions {
             name: "t".into(),
             partitions: vec![PartitionMeta::single(1)],
+            first: Some(2),
         };
         for r in pl.changes_for(
             &MetadataImage::default(),

@@ -51,6 +51,23 @@ pub struct Output {
     pub committed: Vec<Entry>,
 }
 
+/// What a node knows of the quorum (DescribeQuorum).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub node: u64,
+    /// The leader this node knows of.
+    pub leader: Option<u64>,
+    /// Raft's term: KRaft's leader epoch.
+    pub term: u64,
+    /// Highest index known committed: KRaft's high watermark is one past it.
+    pub commit: u64,
+    /// This node's last log index.
+    pub last_index: u64,
+    /// Voters and the highest index each is known to hold (complete on the leader; a follower
+    /// knows only itself).
+    pub voters: Vec<(u64, u64)>,
+}
+
 /// A compaction to make durable: the snapshot and the log after it.
 #[derive(Debug)]
 pub struct Compaction {
@@ -144,6 +161,32 @@ impl QuorumCore {
     /// The highest index known committed.
     pub fn commit_index(&self) -> u64 {
         self.raw.raft.raft_log.committed
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        let raft = &self.raw.raft;
+        let last_index = raft.raft_log.last_index();
+        let mut voters: Vec<(u64, u64)> = raft
+            .prs()
+            .iter()
+            .map(|(id, pr)| {
+                let matched = if *id == raft.id {
+                    last_index
+                } else {
+                    pr.matched
+                };
+                (*id, matched)
+            })
+            .collect();
+        voters.sort();
+        QuorumStatus {
+            node: raft.id,
+            leader: self.leader(),
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            last_index,
+            voters,
+        }
     }
 
     pub fn has_ready(&self) -> bool {

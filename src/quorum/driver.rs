@@ -8,8 +8,9 @@
 //! A proposal that never commits (no leader, a leader lost mid-way) is never answered: callers
 //! put a deadline on it.
 //!
-//! A failed write of the Raft log ends the task with the error (the node must stop, as a
-//! KRaft controller does: continuing could acknowledge what is not durable).
+//! A failed write of the Raft log, or a leader's snapshot that cannot be restored, ends the task
+//! with the error (the node must stop, as a KRaft controller does: continuing could acknowledge
+//! what is not durable, or diverge from the others).
 
 use std::collections::HashMap;
 use std::io;
@@ -19,7 +20,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use raft::prelude::Message;
 
-use super::core::QuorumCore;
+use super::core::{QuorumCore, QuorumStatus};
 use super::log_store::QuorumLog;
 use crate::runtime::file::blocking;
 use crate::timer::Timer;
@@ -53,6 +54,7 @@ enum Input {
         done: oneshot::Sender<Result<(), String>>,
     },
     Peer(Message),
+    Status(oneshot::Sender<QuorumStatus>),
 }
 
 /// How the rest of the node talks to the quorum task.
@@ -72,6 +74,13 @@ impl QuorumHandle {
         answer
             .await
             .map_err(|_| "the metadata quorum has stopped".to_string())?
+    }
+
+    /// What this node knows of the quorum; `None` if the quorum task has stopped.
+    pub async fn status(&self) -> Option<QuorumStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.unbounded_send(Input::Status(tx)).ok()?;
+        rx.await.ok()
     }
 
     /// A message from a peer.
@@ -156,6 +165,9 @@ impl<S: StateMachine> Driver<S> {
                 Some(Some(Input::Peer(m))) => {
                     let _ = self.core.step(m);
                 }
+                Some(Some(Input::Status(tx))) => {
+                    let _ = tx.send(self.core.status());
+                }
                 Some(None) => return Ok(()),
                 None => {
                     self.core.tick();
@@ -186,9 +198,10 @@ impl<S: StateMachine> Driver<S> {
         while let Some((out, persist)) = self.core.begin_ready() {
             (self.outbox)(out.send_now);
             if let Some(state) = out.snapshot {
-                if let Err(e) = self.sm.restore(&state).await {
-                    tracing::error!("metadata quorum: restoring a snapshot: {e}");
-                }
+                // Raft counts the snapshot as applied: going on without it would diverge.
+                self.sm.restore(&state).await.map_err(|e| {
+                    io::Error::other(format!("restoring the leader's snapshot: {e}"))
+                })?;
             }
             self.apply(out.committed).await;
             let mut log = self.take_log()?;

@@ -8,11 +8,11 @@
 //! payload, then `payload` (the protobuf encoding raft-rs defines for the type).
 //!
 //! Invariants:
-//! - entry frames hold consecutive indexes in file order; `offsets[i]` is where the frame of
-//!   entry `first_index + i` starts;
-//! - the last hard-state frame in the file is the node's hard state; replacing a suffix of the
-//!   log (a follower told by a new leader that its tail diverges) cuts the file at the first
-//!   replaced entry and writes the current hard state again after the new entries;
+//! - the file is only ever appended to (or replaced whole): an entry frame whose index is at or
+//!   below the last one replaces that entry and every entry after it (a follower told by a new
+//!   leader that its tail diverges), so nothing is cut from the middle and no hard-state frame
+//!   is ever lost to a cut; the live entries are consecutive from `first_index`, `count` of them;
+//! - the last hard-state frame in the file is the node's hard state;
 //! - a new snapshot is written beside the old one, synced and renamed over it before the log is
 //!   rewritten without the entries it covers (also beside, synced, renamed): a crash in between
 //!   leaves a snapshot and a log whose first entries it covers, which opening skips;
@@ -55,8 +55,10 @@ pub struct Recovered {
 pub struct QuorumLog {
     path: PathBuf,
     file: File,
+    /// Index of the first live entry (meaningless while `count` is 0).
     first_index: u64,
-    offsets: Vec<u64>,
+    /// Live entries.
+    count: u64,
     len: u64,
     hard_state: HardState,
     /// Set when a failed write could not be cut back off: every later write is refused.
@@ -79,7 +81,7 @@ impl QuorumLog {
             file: OpenOptions::new().create(true).append(true).open(&path)?,
             path,
             first_index: 0,
-            offsets: Vec::new(),
+            count: 0,
             len: 0,
             hard_state: HardState::default(),
             poisoned: false,
@@ -95,24 +97,28 @@ impl QuorumLog {
                     let Ok(e) = Entry::parse_from_bytes(payload) else {
                         break;
                     };
-                    let expected = log.next_index();
-                    if e.index == 0 || (!log.offsets.is_empty() && e.index != expected) {
+                    if e.index == 0 {
                         break;
                     }
-                    if log.offsets.is_empty() && e.index > covered + 1 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{}: entries start at {} but the snapshot ends at {covered}",
-                                log.path.display(),
-                                e.index
-                            ),
-                        ));
+                    if log.count > 0 && e.index > log.next_index() && e.index == covered + 1 {
+                        // Written after a leader's snapshot replaced a log that ended below it
+                        // (the log's rewrite was lost to a crash): the snapshot bridges the gap.
+                        log.count = 0;
+                        entries.clear();
                     }
-                    if log.offsets.is_empty() {
+                    if log.count > 0 {
+                        if e.index > log.next_index() || e.index < log.first_index {
+                            break; // a gap, or before the log began: not a write of ours
+                        }
+                        // Replaces this index and everything after it.
+                        let keep = e.index - log.first_index;
+                        log.count = keep;
+                        entries.truncate(keep as usize);
+                    }
+                    if log.count == 0 {
                         log.first_index = e.index;
                     }
-                    log.offsets.push(pos as u64);
+                    log.count += 1;
                     entries.push(e);
                 }
                 KIND_HARD_STATE => {
@@ -135,9 +141,27 @@ impl QuorumLog {
             log.file.set_len(log.len)?;
             log.file.sync_data()?;
         }
+        // Entries the snapshot covers are history (a crash between writing a snapshot and
+        // rewriting the log leaves them); what follows must start right after it.
+        let stale = entries.iter().take_while(|e| e.index <= covered).count();
+        entries.drain(..stale);
+        log.count -= stale as u64;
+        log.first_index += stale as u64;
+        if let Some(first) = entries.first() {
+            if covered > 0 && first.index != covered + 1 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: entries start at {} but the snapshot ends at {covered}",
+                        log.path.display(),
+                        first.index
+                    ),
+                ));
+            }
+        }
         let recovered = Recovered {
             snapshot,
-            entries: entries.into_iter().filter(|e| e.index > covered).collect(),
+            entries,
             hard_state: log.hard_state.clone(),
         };
         Ok((log, recovered))
@@ -145,13 +169,13 @@ impl QuorumLog {
 
     /// Index the next appended entry must have (if the log is not empty).
     fn next_index(&self) -> u64 {
-        self.first_index + self.offsets.len() as u64
+        self.first_index + self.count
     }
 
     pub fn last_index(&self) -> u64 {
-        match self.offsets.len() {
+        match self.count {
             0 => 0,
-            n => self.first_index + n as u64 - 1,
+            n => self.first_index + n - 1,
         }
     }
 
@@ -167,43 +191,26 @@ impl QuorumLog {
         if entries.is_empty() && hard_state.is_none_or(|hs| *hs == self.hard_state) {
             return Ok(());
         }
-        let mut rewrite_hard_state = false;
         if let Some(first) = entries.first() {
-            if !self.offsets.is_empty() && first.index < self.next_index() {
-                if first.index < self.first_index {
-                    return Err(io::Error::other(format!(
-                        "entry {} replaces entries below the log's first index {}",
-                        first.index, self.first_index
-                    )));
-                }
-                let keep = (first.index - self.first_index) as usize;
-                self.len = self.offsets[keep];
-                self.offsets.truncate(keep);
-                // The cut may have dropped the latest hard-state frame.
-                rewrite_hard_state = true;
-            } else if !self.offsets.is_empty() && first.index != self.next_index() {
+            if self.count > 0 && (first.index > self.next_index() || first.index < self.first_index)
+            {
                 return Err(io::Error::other(format!(
-                    "entry {} does not follow the log's last index {}",
+                    "entry {} does not fit the log ({}..={})",
                     first.index,
+                    self.first_index,
                     self.last_index()
                 )));
             }
         }
         let mut buf = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
-            if self.offsets.is_empty() && offsets.is_empty() {
-                self.first_index = e.index;
-            }
-            offsets.push(self.len + buf.len() as u64);
             push_frame(
                 &mut buf,
                 KIND_ENTRY,
                 &e.write_to_bytes().map_err(io::Error::other)?,
             );
         }
-        let hs = hard_state.unwrap_or(&self.hard_state).clone();
-        if rewrite_hard_state || hard_state.is_some() {
+        if let Some(hs) = hard_state {
             push_frame(
                 &mut buf,
                 KIND_HARD_STATE,
@@ -212,14 +219,20 @@ impl QuorumLog {
         }
         let written = self
             .file
-            .set_len(self.len)
-            .and_then(|()| self.file.write_all(&buf))
+            .write_all(&buf)
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.len += buf.len() as u64;
-                self.offsets.extend(offsets);
-                self.hard_state = hs;
+                if let Some(first) = entries.first() {
+                    if self.count == 0 {
+                        self.first_index = first.index;
+                    }
+                    self.count = first.index - self.first_index + entries.len() as u64;
+                }
+                if let Some(hs) = hard_state {
+                    self.hard_state = hs.clone();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -275,9 +288,7 @@ impl QuorumLog {
             &snapshot.write_to_bytes().map_err(io::Error::other)?,
         );
         let mut log = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
-            offsets.push(log.len() as u64);
             push_frame(
                 &mut log,
                 KIND_ENTRY,
@@ -289,7 +300,10 @@ impl QuorumLog {
             KIND_HARD_STATE,
             &hard_state.write_to_bytes().map_err(io::Error::other)?,
         );
+        // The snapshot's rename is durable before the log's: a log without the entries a
+        // snapshot covers must never be found beside the older snapshot.
         let done = write_replacing(&dir.join("snapshot"), &snap)
+            .and_then(|()| sync_dir_now(&dir))
             .and_then(|()| write_replacing(&self.path, &log))
             .and_then(|()| sync_dir_now(&dir))
             .and_then(|()| OpenOptions::new().append(true).open(&self.path));
@@ -297,7 +311,7 @@ impl QuorumLog {
             Ok(file) => {
                 self.file = file;
                 self.first_index = entries.first().map_or(0, |e| e.index);
-                self.offsets = offsets;
+                self.count = entries.len() as u64;
                 self.len = log.len() as u64;
                 self.hard_state = hard_state.clone();
                 Ok(())
@@ -487,6 +501,29 @@ mod tests {
         // A damaged snapshot stops the start instead of starting from nothing.
         std::fs::write(dir.path().join("snapshot"), b"\x03\x00").unwrap();
         assert!(QuorumLog::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_crash_between_a_leaders_snapshot_and_the_log_rewrite_leaves_a_usable_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = QuorumLog::open(dir.path()).unwrap();
+        log.persist(&[entry(1, 1, "a"), entry(2, 1, "b")], Some(&hs(1, 2, 2)))
+            .unwrap();
+        drop(log);
+        // The leader's snapshot at 5 reached the disk; the rewritten log did not.
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 5;
+        snap.mut_metadata().term = 2;
+        let mut bytes = Vec::new();
+        push_frame(&mut bytes, KIND_SNAPSHOT, &snap.write_to_bytes().unwrap());
+        std::fs::write(dir.path().join("snapshot"), bytes).unwrap();
+        let (mut log, rec) = QuorumLog::open(dir.path()).unwrap();
+        assert!(rec.entries.is_empty());
+        assert_eq!(rec.hard_state, hs(1, 2, 2), "the vote survives");
+        log.persist(&[entry(6, 2, "f")], None).unwrap();
+        drop(log);
+        let (_, rec) = QuorumLog::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.iter().map(|e| e.index).collect::<Vec<_>>(), [6]);
     }
 
     #[test]

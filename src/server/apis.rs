@@ -81,6 +81,9 @@ apis! {
     DescribeCluster 0..=1 => |c, r: DescribeClusterRequest| {
         respond(c, &handlers::cluster::describe_cluster(r))
     },
+    DescribeQuorum 0..=2 => |c, r: DescribeQuorumRequest| {
+        respond(c, &handlers::describe_quorum::handle(r).await)
+    },
     AlterConfigs 0..=2 => |c, r: AlterConfigsRequest| {
         respond(c, &handlers::alter_configs::legacy(r).await)
     },
@@ -153,7 +156,7 @@ mod tests {
 
     #[test]
     fn every_offered_range_fits_the_codec_and_encodes() {
-        assert_eq!(OFFERED.len(), 25);
+        assert_eq!(OFFERED.len(), 26);
         for o in OFFERED {
             let v = supported_versions(OFFERED, o.key).expect("offered");
             let c = o.key.valid_versions();

@@ -6,6 +6,7 @@
 pub mod alter_configs;
 pub mod cluster;
 pub mod describe_configs;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;

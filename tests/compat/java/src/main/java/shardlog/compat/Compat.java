@@ -30,6 +30,7 @@ import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -211,6 +212,17 @@ public final class Compat {
                     require(n.id() >= 0 && n.port() > 0, "bad node %s", n);
                 }
                 System.out.println("  cluster " + id + " nodes " + nodes + " controller " + controller);
+            });
+
+            check("describeMetadataQuorum", () -> {
+                // What kafka-metadata-quorum describe --status prints.
+                QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get();
+                require(q.leaderId() >= 0, "no leader: %s", q);
+                require(q.leaderEpoch() >= 1 && q.highWatermark() >= 1, "epoch/high watermark: %s", q);
+                require(q.voters().stream().anyMatch(v -> v.replicaId() == q.leaderId()),
+                    "the leader is not a voter: %s", q);
+                System.out.println("  quorum leader " + q.leaderId() + " epoch " + q.leaderEpoch()
+                    + " high watermark " + q.highWatermark());
             });
 
             check("createTopic", () -> {
