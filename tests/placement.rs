@@ -199,33 +199,6 @@ fn a_data_directory_refuses_to_start_under_another_node_id() {
     assert_eq!(watermarks(&b.consumer(), "mine", 1), vec![(0, 0)]);
 }
 
-/// Unmounts a tmpfs when dropped (also when the test fails).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount")
-            .success();
-        assert!(
-            ok,
-            "mounting a tmpfs at {} (tests run as root)",
-            dir.display()
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_placement_log_that_cannot_be_written_never_undoes_a_committed_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,10 +213,7 @@ fn a_placement_log_that_cannot_be_written_never_undoes_a_committed_change() {
     std::fs::copy(&link, &moved).unwrap();
     std::fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink(&moved, &link).unwrap();
-    let filler = vec![7u8; 4096];
-    let mut f = std::fs::File::create(full.0.join("filler")).unwrap();
-    while std::io::Write::write_all(&mut f, &filler).is_ok() {}
-    drop(f);
+    full.fill();
 
     b.restart();
     // Enough partitions that their placement line needs a page the filesystem does not have.

@@ -59,15 +59,6 @@ fn every_acknowledged_topic_survives_kill_9_in_the_middle_of_metadata_changes() 
     assert_eq!(watermarks(&b.consumer(), "kept-39", 2), vec![(0, 0); 2]);
 }
 
-/// Unmounts a tmpfs when dropped (also when the test fails).
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_node_whose_quorum_log_cannot_be_written_stops_instead_of_acknowledging() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,16 +67,8 @@ fn a_node_whose_quorum_log_cannot_be_written_stops_instead_of_acknowledging() {
     b.create_topic("before", 1, &[]);
     b.stop();
     // The quorum's directory moves to a filesystem with no room left.
-    let full = dir.path().join("full");
-    std::fs::create_dir_all(&full).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&full)
-        .status()
-        .expect("run mount")
-        .success();
-    assert!(ok, "mounting a tmpfs (tests run as root)");
-    let unmount = Tmpfs(full.clone());
+    let unmount = Tmpfs::mount(&dir.path().join("full"), "256k");
+    let full = unmount.0.clone();
     let quorum = data.join("__metadata/quorum");
     let moved = full.join("quorum");
     std::fs::create_dir_all(&moved).unwrap();
@@ -95,10 +78,7 @@ fn a_node_whose_quorum_log_cannot_be_written_stops_instead_of_acknowledging() {
     }
     std::fs::remove_dir_all(&quorum).unwrap();
     std::os::unix::fs::symlink(&moved, &quorum).unwrap();
-    let filler = vec![7u8; 4096];
-    let mut f = std::fs::File::create(full.join("filler")).unwrap();
-    while std::io::Write::write_all(&mut f, &filler).is_ok() {}
-    drop(f);
+    unmount.fill();
 
     b.restart();
     // Enough metadata that the quorum log needs a page the filesystem does not have.

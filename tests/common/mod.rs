@@ -1077,3 +1077,38 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no broker with node id {node_id}"))
     }
 }
+
+/// A tmpfs mounted for one test (tests run as root), unmounted when dropped (also when the test
+/// fails). For disks that fill up.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(
+            ok,
+            "mounting a tmpfs at {} (tests run as root)",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Writes a file until the filesystem is full: the next write that needs a page fails.
+    pub fn fill(&self) {
+        let filler = vec![7u8; 4096];
+        let mut f = File::create(self.0.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut f, &filler).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
