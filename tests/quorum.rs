@@ -165,3 +165,22 @@ fn describe_quorum_names_this_node_leader_and_its_high_watermark_grows_with_chan
         kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
     );
 }
+
+#[test]
+fn the_broker_log_records_every_metadata_change() {
+    let b = Broker::start_default();
+    b.create_topic("logged", 2, &[("retention.ms", "60000")]);
+    let admin = b.admin();
+    let grow = rdkafka::admin::NewPartitions::new("logged", 3);
+    block_on(admin.create_partitions([&grow], &admin_opts())).expect("grow");
+    block_on(admin.delete_topics(&["logged"], &admin_opts())).expect("delete");
+    let log = b.log();
+    for line in [
+        "created topic logged with topic id",
+        "and 2 partition(s), replicas [1], configs {\"retention.ms\": \"60000\"}",
+        "added 1 partition(s) to topic logged: 3 now",
+        "deleted topic logged with topic id",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+}

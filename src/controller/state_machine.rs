@@ -25,9 +25,13 @@ pub struct MetadataStateMachine {
 impl MetadataStateMachine {
     async fn apply_record(&mut self, record: MetadataRecord) -> Result<(), String> {
         if let Some(why) = self.image.refusal(&record) {
+            if self.online {
+                tracing::info!("metadata change skipped: {why}");
+            }
             return Err(why);
         }
         if self.online {
+            log_change(&self.image, &record);
             if let Err(e) = publish(record.clone()).await {
                 // A shard that did not answer; the committed image moves on regardless.
                 tracing::error!("publishing a metadata change: {e}");
@@ -67,5 +71,43 @@ impl StateMachine for MetadataStateMachine {
 
     fn snapshot_records(&self) -> usize {
         self.image.topics().count() + 2
+    }
+}
+
+/// What an operator reads in the broker log for each metadata change (Kafka's controller and
+/// brokers log theirs the same way), before it is applied.
+fn log_change(before: &MetadataImage, record: &MetadataRecord) {
+    match record {
+        MetadataRecord::CreateTopic { topic } => {
+            tracing::info!(
+            "created topic {} with topic id {} and {} partition(s), replicas {:?}, configs {:?}",
+            topic.name,
+            topic.id,
+            topic.partitions.len(),
+            topic.partitions.first().map(|p| p.replicas.clone()).unwrap_or_default(),
+            topic.configs
+        )
+        }
+        MetadataRecord::DeleteTopic { name } => tracing::info!(
+            "deleted topic {name} with topic id {}",
+            before
+                .topic(name)
+                .map(|t| t.id.to_string())
+                .unwrap_or_default()
+        ),
+        MetadataRecord::AddPartitions {
+            name, partitions, ..
+        } => tracing::info!(
+            "added {} partition(s) to topic {name}: {} now",
+            partitions.len(),
+            before.topic(name).map_or(0, |t| t.partitions.len()) + partitions.len()
+        ),
+        MetadataRecord::SetTopicConfigs { name, configs } => {
+            tracing::info!("changed the configuration of topic {name}: overrides now {configs:?}")
+        }
+        MetadataRecord::ClusterId { id } => tracing::info!("cluster id {id}"),
+        MetadataRecord::ProducerIdBlock { end } => {
+            tracing::debug!("producer ids below {end} reserved")
+        }
     }
 }
