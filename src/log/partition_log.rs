@@ -161,6 +161,40 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `<dir>/log-start-offset`: the log start offset DeleteRecords set (one decimal line), when
+/// it is past the first segment's base. Kafka keeps the same in `log-start-offset-checkpoint`.
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// The log start offset DeleteRecords left, if any; a damaged file counts as none (the start
+/// falls back to the first segment's base: deleted records may show again, none are lost).
+async fn read_log_start(dir: &Path) -> Option<i64> {
+    let path = dir.join(LOG_START_FILE);
+    let text = blocking(move || std::fs::read_to_string(path)).await.ok()?;
+    match text.trim().parse::<i64>() {
+        Ok(v) if v >= 0 => Some(v),
+        _ => {
+            tracing::warn!(dir = %dir.display(), "ignoring a damaged {LOG_START_FILE} file");
+            None
+        }
+    }
+}
+
+/// Writes the log start offset durably (beside, synced, renamed, directory synced).
+async fn write_log_start(dir: &Path, offset: i64) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    blocking(move || {
+        let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{offset}\n").as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(LOG_START_FILE))?;
+        sync_dir_now(&dir)
+    })
+    .await
+}
+
 /// Creates the partition directory if needed (syncing its parent, so a new partition's
 /// directory survives a crash) and consumes the clean-shutdown marker (the removal made
 /// durable). Returns whether the marker was there. Blocking-pool work, like [`sync_dir`].
@@ -213,12 +247,18 @@ impl PartitionLog {
             }
             map.insert(s.base_offset(), Rc::new(s));
         }
-        let start = map.keys().next().copied().unwrap_or(0);
         let leo = map
             .values()
             .next_back()
             .map(|s| s.next_offset())
             .unwrap_or(0);
+        // DeleteRecords may have moved the start past the first segment's base.
+        let start = map
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(0)
+            .max(read_log_start(dir).await.unwrap_or(0).min(leo));
         let segs: Vec<Rc<Segment>> = map.values().cloned().collect();
         let loaded = producer_state::load(dir, &segs, start, leo).await?;
         if loaded.deleted_files {
@@ -873,6 +913,49 @@ impl PartitionLog {
             self.flushed_offset.set(target);
         }
         Ok(())
+    }
+
+    /// DeleteRecords: makes `offset` (at most the high watermark) the log start offset, so
+    /// records below it are gone for consumers, and deletes the segments entirely below it
+    /// (never the active one). The new start is durable before anything is removed. Returns
+    /// the log start offset after the call (unchanged if `offset` is not past it).
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let (start, hw) = (self.log_start_offset.get(), self.high_watermark.get());
+        if offset < 0 || offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end: hw,
+            });
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        write_log_start(&self.dir, offset).await?;
+        self.log_start_offset.set(offset);
+        let doomed: Vec<Rc<Segment>> = {
+            let mut segs = self.segments.borrow_mut();
+            let below: Vec<i64> = segs
+                .iter()
+                .take(segs.len().saturating_sub(1))
+                .filter(|(_, s)| s.next_offset() <= offset)
+                .map(|(b, _)| *b)
+                .collect();
+            below.iter().filter_map(|b| segs.remove(b)).collect()
+        };
+        for seg in &doomed {
+            if let Err(e) = seg.remove_files().await {
+                tracing::warn!(error = %e, "could not delete segment files");
+            }
+        }
+        if !doomed.is_empty() {
+            self.dir_dirty.set(true);
+        }
+        Ok(offset)
     }
 
     /// Delete whole segments past `retention.ms` (by the segment's newest timestamp) or while

@@ -128,6 +128,17 @@ impl Partition {
         self.log.flushed_offset()
     }
 
+    /// DeleteRecords: records below `offset` (-1: the high watermark) are deleted; returns the
+    /// new log start offset (Kafka's low watermark). Beyond the high watermark is out of range.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        let offset = if offset == -1 {
+            self.high_watermark()
+        } else {
+            offset
+        };
+        self.log.delete_records_before(offset).await
+    }
+
     /// Records from `offset`, up to the high watermark (see [`PartitionLog::read`]).
     pub async fn read(
         &self,

@@ -81,6 +81,9 @@ apis! {
     DescribeCluster 0..=1 => |c, r: DescribeClusterRequest| {
         respond(c, &handlers::cluster::describe_cluster(r))
     },
+    DeleteRecords 0..=2 => |c, r: DeleteRecordsRequest| {
+        respond(c, &handlers::delete_records::handle(r).await)
+    },
     DescribeQuorum 0..=2 => |c, r: DescribeQuorumRequest| {
         respond(c, &handlers::describe_quorum::handle(r).await)
     },
@@ -156,7 +159,7 @@ mod tests {
 
     #[test]
     fn every_offered_range_fits_the_codec_and_encodes() {
-        assert_eq!(OFFERED.len(), 26);
+        assert_eq!(OFFERED.len(), 27);
         for o in OFFERED {
             let v = supported_versions(OFFERED, o.key).expect("offered");
             let c = o.key.valid_versions();

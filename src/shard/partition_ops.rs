@@ -440,6 +440,24 @@ async fn read(
     }
 }
 
+/// DeleteRecords on the owner: `(error code, low watermark)`.
+pub async fn delete_records_on_owner(topic: String, partition: i32, offset: i64) -> (i16, i64) {
+    let Some(shard) = owner(&topic, partition) else {
+        return (unknown(), -1);
+    };
+    submit_to(shard, move || async move {
+        let Some(p) = current().partition(&(topic.clone(), partition)) else {
+            return (missing_log(&topic, partition), -1);
+        };
+        match p.delete_records(offset).await {
+            Ok(low) => (0, low),
+            Err(e) => (e.kafka_error_code(), -1),
+        }
+    })
+    .await
+    .unwrap_or((ResponseError::NotLeaderOrFollower.code(), -1))
+}
+
 /// Resolves a ListOffsets timestamp query on the owner.
 pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
     let Some(shard) = owner(&topic, partition) else {

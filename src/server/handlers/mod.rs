@@ -5,6 +5,7 @@
 
 pub mod alter_configs;
 pub mod cluster;
+pub mod delete_records;
 pub mod describe_configs;
 pub mod describe_quorum;
 pub mod fetch;
