@@ -43,14 +43,7 @@ fn records_below_an_offset_are_deleted_for_good() {
     ]);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..40 {
-        let value: Vec<u8> = (0..100_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let value = incompressible(&mut x, 100_000);
         p.send("trim", Some(0), None, &value, None);
     }
     p.send("trim", Some(1), None, b"one", None);

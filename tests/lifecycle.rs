@@ -291,14 +291,7 @@ fn a_client_that_stops_reading_is_disconnected() {
     let mut p = broker.producer_with(&[("compression.type", "none"), ("acks", "1")]);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..4000 {
-        let value: Vec<u8> = (0..10_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let value = incompressible(&mut x, 10_000);
         p.send("stuck", Some(0), None, &value, None);
     }
     assert!(p

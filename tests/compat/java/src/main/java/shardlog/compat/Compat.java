@@ -31,6 +31,7 @@ import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -291,6 +292,22 @@ public final class Compat {
                     Thread.sleep(200);
                 } while (System.currentTimeMillis() < deadline);
                 require(n == 3, "%s has %d partitions after increaseTo(3)", topic2, n);
+            });
+
+            check("deleteRecords", () -> {
+                // kafka-delete-records' call: records below offset 3 of a partition go.
+                try (KafkaProducer<byte[], byte[]> producer = producer("none")) {
+                    for (int i = 0; i < 5; i++) {
+                        producer.send(new ProducerRecord<>(topic2, 0, null, ("r" + i).getBytes(StandardCharsets.UTF_8))).get();
+                    }
+                }
+                TopicPartition tp = new TopicPartition(topic2, 0);
+                long low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(3)))
+                    .lowWatermarks().get(tp).get().lowWatermark();
+                require(low == 3, "low watermark %d after deleting before 3", low);
+                long earliest = admin.listOffsets(Map.of(tp, OffsetSpec.earliest()))
+                    .partitionResult(tp).get().offset();
+                require(earliest == 3, "earliest offset %d after deleting before 3", earliest);
             });
 
             check("deleteTopics", () -> {
