@@ -19,7 +19,7 @@ AFTER="${2:?after binary}"
 PAIRS="${3:-3}"
 SECS="${4:-8}"
 PORT="${PORT:-19492}"
-CLK_TCK="$(getconf CLK_TCK)"
+. "$ROOT/bench/lib.sh"
 BENCH="${BENCH:-$ROOT/target/release/shardlog-bench}"
 [[ -x "$BENCH" ]] || (cd "$ROOT" && cargo build --release --quiet --bin shardlog-bench)
 OUT="$ROOT/bench/results/$(date +%F)-ab-produce-consume.csv"
@@ -28,19 +28,13 @@ echo "pair,binary,produce_mb_s,produce_cpu_s_per_gb,consume_mb_s,consume_cpu_s_p
 WORK="$(mktemp -d)"
 trap 'pkill -f "listen=127.0.0.1:$PORT" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cpu_secs() { awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
 mbs() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[sys.argv[2]]; print("%.0f %d" % (r["mb_per_sec"], r["bytes"]))' "$1" "$2"; }
 
 run_one() { # pair label binary
     local pair=$1 label=$2 bin=$3
     rm -rf "$WORK/data"
-    "$bin" start --set data.dir="$WORK/data" --set listen=127.0.0.1:$PORT --set metrics.listen= \
-        --cores 2 >"$WORK/broker.log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    start_shardlog "$bin" "$PORT" "$WORK/data" "$WORK/broker.log" --cores 2 || true
+    local pid=$BROKER_PID
     local c0 c1 c2
     c0=$(cpu_secs $pid)
     "$BENCH" --bootstrap 127.0.0.1:$PORT --topic ab --create --partitions 8 --producers 2 \
@@ -64,10 +58,6 @@ run_one() { # pair label binary
 echo "| pair | binary | produce MB/s | produce CPU s/GB | consume MB/s | consume CPU s/GB |"
 echo "|---|---|---|---|---|---|"
 for pair in $(seq 1 "$PAIRS"); do
-    if (( pair % 2 )); then
-        run_one "$pair" before "$BEFORE"; run_one "$pair" after "$AFTER"
-    else
-        run_one "$pair" after "$AFTER"; run_one "$pair" before "$BEFORE"
-    fi
+    ab_pair "$pair" run_one
 done
 echo "(CSV: $OUT)"

@@ -21,15 +21,15 @@ PORT=$((30000 + RANDOM % 20000))
 WORK="$(mktemp -d)"
 trap '[[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
+. "$ROOT/bench/lib.sh"
 start() {
-    "$BIN" start --set data.dir="$WORK/data" --set listen=127.0.0.1:$PORT \
-        --set metrics.listen= >>"$WORK/broker.log" 2>&1 &
-    PID=$!
     local t0=$SECONDS
-    until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 0.1; done
+    # A restart over tens of thousands of partitions takes a while: no time limit.
+    WAIT_S=0 start_shardlog "$BIN" "$PORT" "$WORK/data" "$WORK/broker.log"
+    PID=$BROKER_PID
     echo "listening after $((SECONDS - t0)) s"
 }
-cpu() { awk '{printf "%.1f", ($14 + $15) / 100}' /proc/$PID/stat; }
+cpu() { cpu_secs "$PID"; }
 report() {
     echo "descriptors: $(ls /proc/$PID/fd | wc -l) (limit $(awk '/Max open files/ {print $4}' /proc/$PID/limits)); RSS: $(awk '/VmRSS/ {print $2 / 1024 " MB"}' /proc/$PID/status); broker CPU so far: $(cpu) s"
 }

@@ -123,10 +123,7 @@ pick_port() { # a free port P with P+1 free too (Kafka's controller)
     return 1
 }
 
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_secs() { # user+system CPU seconds of a pid (0 if gone)
-    awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
+. "$ROOT/bench/lib.sh"
 machine_cpu() { # "busy idle steal" CPU seconds of the whole machine since boot (/proc/stat)
     awk -v t="$CLK_TCK" '/^cpu / { tot = 0; for (i = 2; i <= NF; i++) tot += $i;
         printf "%.2f %.2f %.2f", (tot - $5 - $6) / t, ($5 + $6) / t, $9 / t }' /proc/stat

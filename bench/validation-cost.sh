@@ -17,7 +17,7 @@ AFTER="${2:?after binary}"
 PAIRS="${3:-3}"
 SECS="${4:-8}"
 PORT="${PORT:-19392}"
-CLK_TCK="$(getconf CLK_TCK)"
+. "$ROOT/bench/lib.sh"
 if [[ -z "${BENCH:-}" ]]; then # BENCH: a shardlog-bench binary to use instead of building one
     (cd "$ROOT" && cargo build --release --quiet --bin shardlog-bench)
     BENCH="$ROOT/target/release/shardlog-bench"
@@ -28,18 +28,12 @@ echo "pair,codec,binary,mb_per_s,broker_cpu_s,cpu_s_per_gb" >"$OUT"
 WORK="$(mktemp -d)"
 trap 'pkill -f "listen=127.0.0.1:$PORT" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cpu_secs() { awk -v t="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
 
-run_one() { # pair codec label binary
-    local pair=$1 codec=$2 label=$3 bin=$4
+run_one() { # codec pair label binary
+    local codec=$1 pair=$2 label=$3 bin=$4
     rm -rf "$WORK/data"
-    "$bin" start --set data.dir="$WORK/data" --set listen=127.0.0.1:$PORT --set metrics.listen= \
-        >"$WORK/broker.log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    start_shardlog "$bin" "$PORT" "$WORK/data" "$WORK/broker.log" || true
+    local pid=$BROKER_PID
     "$BENCH" --bootstrap 127.0.0.1:$PORT --topic v --create --partitions 4 --producers 2 \
         --pipeline 5 --batch-records 100 --record-size 1024 --compression "$codec" --acks 1 \
         --warmup 2 --duration 1 --quiet >/dev/null
@@ -61,13 +55,7 @@ run_one() { # pair codec label binary
 
 for pair in $(seq "$PAIRS"); do
     for codec in none lz4 zstd; do
-        if ((pair % 2)); then
-            run_one "$pair" "$codec" before "$BEFORE"
-            run_one "$pair" "$codec" after "$AFTER"
-        else
-            run_one "$pair" "$codec" after "$AFTER"
-            run_one "$pair" "$codec" before "$BEFORE"
-        fi
+        ab_pair "$pair" run_one "$codec"
     done
 done
 
