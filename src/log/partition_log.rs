@@ -13,7 +13,9 @@ use crate::log::record_walk::Codec;
 use crate::log::recovery::{recover, CLEAN_SHUTDOWN_MARKER};
 use crate::log::segment::{PlacedBatch, Segment};
 use crate::log::validator::{recompress_for_topic, validate_client_records};
-use crate::runtime::file::{blocking, sync_dir, sync_dir_now, FileSlice, SerialLock};
+use crate::runtime::file::{
+    blocking, replace_file_now, sync_dir, sync_dir_now, FileSlice, SerialLock,
+};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -181,18 +183,8 @@ async fn read_log_start(dir: &Path) -> Option<i64> {
 
 /// Writes the log start offset durably (beside, synced, renamed, directory synced).
 async fn write_log_start(dir: &Path, offset: i64) -> std::io::Result<()> {
-    let dir = dir.to_path_buf();
-    blocking(move || {
-        let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, format!("{offset}\n").as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, dir.join(LOG_START_FILE))?;
-        sync_dir_now(&dir)
-    })
-    .await
+    let path = dir.join(LOG_START_FILE);
+    blocking(move || replace_file_now(&path, format!("{offset}\n").as_bytes())).await
 }
 
 /// Creates the partition directory if needed (syncing its parent, so a new partition's

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::runtime::file::sync_dir_now;
+use crate::runtime::file::{replace_file_now, sync_dir_now};
 
 pub struct JsonLinesLog {
     path: PathBuf,
@@ -113,20 +113,7 @@ impl JsonLinesLog {
     /// `<name>.tmp`, fdatasync-ed, renamed over the log, and the directory synced, so a crash at
     /// any point leaves either the old log or the new one, never a mix.
     pub fn rewrite<T: Serialize>(&mut self, records: &[T]) -> io::Result<()> {
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let buf = encode(records)?;
-        {
-            let mut f = File::create(&tmp).map_err(|e| with_path(e, "creating", &tmp))?;
-            f.write_all(&buf)
-                .and_then(|()| f.sync_data())
-                .map_err(|e| with_path(e, "writing", &tmp))?;
-        }
-        fs::rename(&tmp, &self.path).map_err(|e| with_path(e, "renaming", &tmp))?;
-        if let Some(dir) = self.path.parent() {
-            sync_dir(dir)?;
-        }
+        replace_file_now(&self.path, &encode(records)?)?;
         self.file = OpenOptions::new()
             .append(true)
             .open(&self.path)

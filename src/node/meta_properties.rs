@@ -8,10 +8,10 @@
 //! only a metadata log naming another cluster is refused.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
-use crate::runtime::file::sync_dir_now;
+use crate::runtime::file::replace_file_now;
 
 const FILE: &str = "meta.properties";
 
@@ -68,15 +68,9 @@ pub fn settle(
 }
 
 fn write(data_dir: &Path, node_id: i32, cluster_id: &str) -> io::Result<()> {
-    let tmp = data_dir.join(format!("{FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    write!(
-        f,
-        "#\n#Written by shardlog\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, data_dir.join(FILE))?;
-    sync_dir_now(data_dir)
+    let text =
+        format!("#\n#Written by shardlog\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    replace_file_now(&data_dir.join(FILE), text.as_bytes())
 }
 
 /// Java properties, the subset Kafka writes: `key=value` lines, `#` comments.

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use protobuf::Message as _;
 use raft::prelude::{Entry, HardState, Snapshot};
 
-use crate::runtime::file::sync_dir_now;
+use crate::runtime::file::{replace_file_now, sync_dir_now};
 
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
@@ -302,10 +302,8 @@ impl QuorumLog {
         );
         // The snapshot's rename is durable before the log's: a log without the entries a
         // snapshot covers must never be found beside the older snapshot.
-        let done = write_replacing(&dir.join("snapshot"), &snap)
-            .and_then(|()| sync_dir_now(&dir))
-            .and_then(|()| write_replacing(&self.path, &log))
-            .and_then(|()| sync_dir_now(&dir))
+        let done = replace_file_now(&dir.join("snapshot"), &snap)
+            .and_then(|()| replace_file_now(&self.path, &log))
             .and_then(|()| OpenOptions::new().append(true).open(&self.path));
         match done {
             Ok(file) => {
@@ -322,17 +320,6 @@ impl QuorumLog {
             }
         }
     }
-}
-
-/// Writes `bytes` to `<path>.tmp`, syncs it and renames it over `path`.
-fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The snapshot file, if there is one. A damaged snapshot is refused, not skipped: the entries

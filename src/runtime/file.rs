@@ -589,6 +589,27 @@ pub fn sync_dir_now(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Replaces the file at `path` with `bytes` so that a crash leaves the old file or the new one,
+/// never a mix: written to `<path>.tmp`, fdatasync-ed, renamed over `path`, and the directory
+/// synced. Blocking: call it on the blocking-thread pool.
+pub fn replace_file_now(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let with = |e: io::Error, op: &str, p: &Path| {
+        io::Error::new(e.kind(), format!("{op} {}: {e}", p.display()))
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| with(e, "creating", &tmp))?;
+        std::io::Write::write_all(&mut f, bytes)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| with(e, "writing", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| with(e, "renaming", &tmp))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir_now(dir).map_err(|e| with(e, "syncing", dir))
+}
+
 /// Removes the file at `path` (through io_uring: never a blocking `unlink` on a shard). A file
 /// that is already gone counts as removed.
 pub async fn remove_file(path: &Path) -> io::Result<()> {
