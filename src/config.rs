@@ -53,9 +53,12 @@ pub const BROKER_SETTINGS: &[Setting] = &[
     Setting { name: "numa.membind", kind: Kind::Bool, default: "true", doc: "Each pinned shard prefers memory from its CPU's NUMA node (`set_mempolicy(MPOL_PREFERRED)` on the shard thread, best effort, logged). A no-op on one-node machines." },
     Setting { name: "spin.before.park.us", kind: Kind::Long, default: "0", doc: "Microseconds an idle shard spins before sleeping. Lowers wake-up latency, burns the core while idle." },
     Setting { name: "cluster.id", kind: Kind::Str, default: "", doc: "Cluster id reported to clients; generated and persisted in the data dir when empty." },
+    Setting { name: "process.roles", kind: Kind::Str, default: "broker,controller", doc: "Roles of this node. Only combined mode (`broker,controller`, Kafka's combined KRaft node) is supported: every node serves clients and is a voter of the metadata quorum." },
+    Setting { name: "controller.quorum.voters", kind: Kind::Str, default: "", doc: "The metadata quorum's voters as `ID@HOST:PORT,...` (Kafka's format; HOST:PORT is each voter's controller.listener). Empty: this node is a quorum of one. Every voter must list the same set, and node.id must be among them. Changing the set of an existing cluster is not supported." },
+    Setting { name: "controller.listener", kind: Kind::Str, default: "", doc: "HOST:PORT (numeric host) the metadata quorum listens on for the other voters, served by shard 0; never the Kafka listener. Needed when controller.quorum.voters lists other nodes." },
     Setting { name: "num.partitions", kind: Kind::Int, default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
     Setting { name: "auto.create.topics.enable", kind: Kind::Bool, default: "true", doc: "Create a topic when a Metadata request names one that does not exist and allows auto-creation." },
-    Setting { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics (a single node supports 1)." },
+    Setting { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics. Partitions are not replicated yet, so only 1 is accepted (more answers INVALID_REPLICATION_FACTOR)." },
     Setting { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch the broker accepts (topic override: max.message.bytes)." },
     Setting { name: "connections.max.idle.ms", kind: Kind::Long, default: "600000", doc: "Close a connection that sent no request (or did not finish sending one) for this long." },
     Setting { name: "max.connections", kind: Kind::Int, default: "2147483647", doc: "Client connections the broker keeps open at once (all shards); one more is accepted and closed at once." },
@@ -547,6 +550,7 @@ impl BrokerConfig {
         }
         self.advertised()?;
         self.metrics_listen()?;
+        self.check_quorum()?;
         crate::runtime::numa::parse_cpuset(self.get("cpuset")).map_err(|e| err("cpuset", e))?;
         if self.int("message.max.bytes") <= 0 {
             return Err(err("message.max.bytes", "must be positive"));
@@ -604,6 +608,113 @@ impl BrokerConfig {
                 ),
             )
         })
+    }
+
+    /// The metadata quorum's voters (`controller.quorum.voters`) in id order; empty when this
+    /// node is a quorum of one.
+    pub fn quorum_voters(&self) -> Result<Vec<(u64, String)>, ConfigError> {
+        let key = "controller.quorum.voters";
+        let mut voters: Vec<(u64, String)> = Vec::new();
+        for entry in self
+            .get(key)
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (id, addr) = entry
+                .split_once('@')
+                .ok_or_else(|| err(key, format!("`{entry}` is not ID@HOST:PORT")))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|_| err(key, format!("`{id}` in `{entry}` is not a node id")))?;
+            let addr = addr.trim();
+            match addr.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => return Err(err(key, format!("`{addr}` in `{entry}` is not HOST:PORT"))),
+            }
+            if voters.iter().any(|(v, _)| *v == id) {
+                return Err(err(key, format!("node {id} is listed twice")));
+            }
+            voters.push((id, addr.to_string()));
+        }
+        voters.sort();
+        Ok(voters)
+    }
+
+    /// Where the metadata quorum listens for its peers, if it does.
+    pub fn controller_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.get("controller.listener") {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| {
+                err(
+                    "controller.listener",
+                    format!("`{text}` is not HOST:PORT with a numeric host"),
+                )
+            }),
+        }
+    }
+
+    /// The quorum settings agree with each other and with this node.
+    fn check_quorum(&self) -> Result<(), ConfigError> {
+        let mut roles: Vec<&str> = self
+            .get("process.roles")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        roles.sort();
+        if roles != ["broker", "controller"] {
+            return Err(err(
+                "process.roles",
+                format!(
+                    "`{}`: only combined mode (broker,controller) is supported",
+                    self.get("process.roles")
+                ),
+            ));
+        }
+        let voters = self.quorum_voters()?;
+        let listen = self.controller_listen()?;
+        if voters.is_empty() {
+            return Ok(());
+        }
+        let node = self.node_id();
+        let Some((_, own)) = voters
+            .iter()
+            .find(|(id, _)| i64::try_from(*id).ok() == Some(i64::from(node)))
+        else {
+            return Err(err(
+                "controller.quorum.voters",
+                format!(
+                    "node.id {node} is not among the voters `{}`",
+                    self.get("controller.quorum.voters")
+                ),
+            ));
+        };
+        let Some(listen) = listen else {
+            return Err(err(
+                "controller.listener",
+                format!(
+                    "must be set when controller.quorum.voters is (this node is listed as {own})"
+                ),
+            ));
+        };
+        if listen.port() == 0 {
+            return Err(err("controller.listener", "needs an explicit port"));
+        }
+        if own.rsplit_once(':').map(|(_, p)| p) != Some(listen.port().to_string().as_str()) {
+            return Err(err(
+                "controller.listener",
+                format!("{listen} is not on the port the voters list for node {node} ({own})"),
+            ));
+        }
+        if self.listen()? == listen {
+            return Err(err(
+                "controller.listener",
+                "must differ from the Kafka listener",
+            ));
+        }
+        Ok(())
     }
 
     /// The Prometheus endpoint's address; `None` when `metrics.listen` is empty (disabled).

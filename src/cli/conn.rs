@@ -10,8 +10,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use crate::wire::client::{decode_response_frame, encode_request_frame};
 
 /// What went wrong on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,15 +50,7 @@ pub struct Timeouts {
     pub io: Duration,
 }
 
-/// Byte range of the correlation id inside a frame built by [`encode_frame`].
-pub const CORRELATION_ID_RANGE: std::ops::Range<usize> = 8..12;
-
-pub fn api_name(key: i16) -> String {
-    match ApiKey::try_from(key) {
-        Ok(k) => format!("{k:?}"),
-        Err(_) => format!("api {key}"),
-    }
-}
+pub use crate::wire::client::{api_name, CORRELATION_ID_RANGE};
 
 /// Opens a TCP connection to `addr` (host:port, every resolved address tried) with
 /// TCP_NODELAY and read/write timeouts, so a stuck broker is an error, not a hang.
@@ -89,23 +83,7 @@ pub fn encode_frame<R: Request>(
     version: i16,
     req: &R,
 ) -> Result<()> {
-    let name = api_name(R::KEY);
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str(client_id)));
-    let start = out.len();
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    header
-        .encode(out, R::header_version(version))
-        .map_err(|e| ConnError::Protocol(format!("encoding {name} request header: {e}")))?;
-    req.encode(out, version)
-        .map_err(|e| ConnError::Protocol(format!("encoding {name} v{version} request: {e}")))?;
-    let size = i32::try_from(out.len() - start - 4)
-        .map_err(|_| ConnError::Protocol(format!("{name} request too large")))?;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-    Ok(())
+    encode_request_frame(out, client_id, correlation_id, version, req).map_err(ConnError::Protocol)
 }
 
 /// Reads one response frame (without its size prefix) into `buf`, replacing its contents.
@@ -139,21 +117,11 @@ fn io_error(e: std::io::Error) -> ConnError {
 
 /// Decodes a response frame: checks the correlation id, then decodes the body.
 pub fn decode_response<R: Request>(
-    mut frame: Bytes,
+    frame: Bytes,
     version: i16,
     expected_correlation: i32,
 ) -> Result<R::Response> {
-    let name = api_name(R::KEY);
-    let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
-        .map_err(|e| ConnError::Protocol(format!("decoding {name} response header: {e}")))?;
-    if header.correlation_id != expected_correlation {
-        return Err(ConnError::Protocol(format!(
-            "{name} response has correlation id {} but {expected_correlation} was expected",
-            header.correlation_id
-        )));
-    }
-    R::Response::decode(&mut frame, version)
-        .map_err(|e| ConnError::Protocol(format!("decoding {name} v{version} response: {e}")))
+    decode_response_frame::<R>(frame, version, expected_correlation).map_err(ConnError::Protocol)
 }
 
 /// A connection after the ApiVersions handshake: synchronous request/response.

@@ -14,14 +14,15 @@ use uuid::Uuid;
 use super::state;
 use super::state_machine::MetadataStateMachine;
 use crate::metadata::legacy::convert;
-use crate::metadata::{MetadataImage, MetadataRecord};
-use crate::node::meta_properties::settle;
+use crate::metadata::{BrokerMeta, MetadataImage, MetadataRecord};
+use crate::node::meta_properties::{settle, stored_cluster_id};
 use crate::quorum::core::QuorumCore;
-use crate::quorum::driver::Driver;
+use crate::quorum::driver::{Driver, ProposeError, QuorumHandle};
 use crate::quorum::log_store::{QuorumLog, Recovered};
+use crate::quorum::transport::{self, Identity, Transport};
 use crate::runtime::file::blocking;
 use crate::shard::current;
-use crate::shard::publish::{load, open_placement};
+use crate::shard::publish::{load, open_placement, publish_quorum_leader};
 
 /// The quorum task, for the caller to spawn: it runs until the node stops, or fails (its log
 /// could not be written) and the node must stop.
@@ -34,7 +35,17 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
     let node = shard.config.node_id();
     let data_dir = shard.config.data_dir();
     let quorum_dir = data_dir.join("__metadata").join("quorum");
-    let voters = [node as u64];
+    let configured = shard.config.quorum_voters().map_err(io::Error::other)?;
+    let voters: Vec<u64> = match configured.is_empty() {
+        true => vec![node as u64],
+        false => configured.iter().map(|(id, _)| *id).collect(),
+    };
+    // The data directory's node comes first: another node's directory is refused before
+    // anything is read from it.
+    let stored_cluster = {
+        let dir = data_dir.clone();
+        blocking(move || stored_cluster_id(&dir, node)).await?
+    };
     let (mut log, mut recovered) = {
         let dir = quorum_dir.clone();
         blocking(move || QuorumLog::open(&dir)).await?
@@ -62,6 +73,16 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
             ),
         ));
     }
+    if fresh && old_log.exists() && voters.len() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is an older shardlog's metadata log: start this node once without \
+                 controller.quorum.voters to convert it (a cluster cannot adopt one node's log)",
+                old_log.display()
+            ),
+        ));
+    }
     if fresh && old_log.exists() {
         let dir = data_dir.clone();
         let stored = blocking(move || crate::metadata::store::read(&dir)).await?;
@@ -80,31 +101,47 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
             .collect();
         placement =
             Some(open_placement(&image, converted.had_legacy.then_some(converted.shards)).await?);
-        let snapshot = first_snapshot(&image, &voters);
+        let snapshot = first_snapshot(&image, &voters, 1, 1);
         let hs = HardState {
             term: 1,
             commit: 1,
             ..Default::default()
         };
-        let (back, written) = blocking(move || {
-            let r = log.replace_with_snapshot(&snapshot, &[], &hs);
-            (log, r.map(|()| (snapshot, hs)))
-        })
-        .await;
+        let (back, written) = write_snapshot(log, snapshot, hs).await;
         log = back;
-        let (snapshot, hs) = written?;
-        recovered = Recovered {
-            snapshot: Some(snapshot),
-            entries: Vec::new(),
-            hard_state: hs,
-        };
+        recovered = written?;
         tracing::info!(
             "metadata log {} converted into the metadata quorum's first snapshot",
             old_log.display()
         );
+    } else if fresh {
+        // The voters, durable before anything else: a restart under other voters is refused
+        // instead of joining a quorum that counts votes differently.
+        let snapshot = first_snapshot(&MetadataImage::default(), &voters, 0, 0);
+        let (back, written) = write_snapshot(log, snapshot, HardState::default()).await;
+        log = back;
+        recovered = written?;
     }
     if old_log.exists() {
         set_aside(&old_log).await?;
+    }
+    // A log without a snapshot was written by the first quorum version, which knew only a
+    // quorum of this node alone.
+    let stored_voters = recovered.snapshot.as_ref().map_or_else(
+        || vec![node as u64],
+        |s| s.get_metadata().get_conf_state().voters.clone(),
+    );
+    let mut sorted = stored_voters.clone();
+    sorted.sort();
+    if sorted != voters {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "this data directory's metadata quorum has voters {sorted:?}, but \
+                 controller.quorum.voters names {voters:?}; changing the voters of a quorum is \
+                 not supported"
+            ),
+        ));
     }
     // Replay: the committed image, built offline (nothing opened yet).
     let mut sm = MetadataStateMachine {
@@ -118,31 +155,84 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
     // A quorum of one sends nothing.
     let outbox = Rc::new(|_msgs| {});
     let (mut driver, handle) = Driver::new(core, log, sm, outbox, shard.timer.clone());
-    driver.catch_up().await?;
-    // The data directory's identity: it refuses another node id or cluster, and supplies the
-    // cluster id to a metadata log without one (settled before that id is committed, so a crash
-    // in between cannot make the two disagree).
-    let in_metadata =
-        Some(driver.state_machine().image.cluster_id.clone()).filter(|c| !c.is_empty());
-    let cluster_id = {
-        let dir = data_dir.clone();
-        let metadata_id = in_metadata.clone();
-        let configured = shard.config.get("cluster.id").to_string();
-        blocking(move || {
-            settle(&dir, node, metadata_id.as_deref(), || {
-                match configured.as_str() {
-                    "" => Uuid::new_v4().simple().to_string(),
-                    id => id.to_string(),
-                }
-            })
-        })
-        .await?
+    let transport = match shard.config.controller_listen().map_err(io::Error::other)? {
+        Some(listen) if voters.len() > 1 => {
+            // The directory's cluster id, else the configured one: peers that know another
+            // refuse this node (and it them), even at a cluster's first start when every node
+            // is configured with the same cluster.id.
+            let me = Identity {
+                node: node as u64,
+                voters: configured.clone(),
+                cluster_id: stored_cluster.clone().or_else(|| {
+                    Some(shard.config.get("cluster.id").to_string()).filter(|c| !c.is_empty())
+                }),
+            };
+            let (transport, outbox) =
+                transport::start(me, listen, handle.clone(), shard.timer.clone())?;
+            driver.set_outbox(outbox);
+            tracing::info!("metadata quorum: listening for voters on {listen}");
+            Some(transport)
+        }
+        _ => None,
     };
-    if in_metadata.is_none() {
-        let record = serde_json::to_vec(&MetadataRecord::ClusterId { id: cluster_id })
+    driver.watch_leader(Box::new(|leader| {
+        publish_quorum_leader(leader.and_then(|l| i32::try_from(l).ok()))
+    }));
+    driver.catch_up().await?;
+    let mut start = StartCommits {
+        driver: &mut driver,
+        handle: &handle,
+        transport: transport.as_deref(),
+        voters: &voters,
+        since: shard.timer.now_ms(),
+        warned: 0,
+    };
+    // The cluster id comes from the quorum: the first one committed wins (this directory's own,
+    // the configured one, or a new one), and every node's directory must then agree.
+    if start.driver.state_machine().image.cluster_id.is_empty() {
+        let candidate = stored_cluster
+            .clone()
+            .or_else(|| Some(shard.config.get("cluster.id").to_string()).filter(|c| !c.is_empty()))
+            .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+        let record = serde_json::to_vec(&MetadataRecord::ClusterId { id: candidate })
             .map_err(io::Error::other)?;
-        driver.commit_now(record).await?.map_err(io::Error::other)?;
+        // Refused means another node's id was committed first: that one holds.
+        let _ = start.commit(record).await?;
     }
+    let cluster_id = start.driver.state_machine().image.cluster_id.clone();
+    let configured_id = shard.config.get("cluster.id");
+    if !configured_id.is_empty() && configured_id != cluster_id {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "cluster.id is set to {configured_id}, but the metadata quorum's cluster id is \
+                 {cluster_id}"
+            ),
+        ));
+    }
+    {
+        let dir = data_dir.clone();
+        let id = cluster_id.clone();
+        blocking(move || settle(&dir, node, Some(&id), || id.clone())).await?;
+    }
+    if let Some(t) = &transport {
+        t.set_cluster_id(&cluster_id);
+    }
+    // Registering is also the catch-up barrier: once this node's own record is applied here,
+    // so is everything committed before it.
+    let (host, port) = shard.config.advertised().map_err(io::Error::other)?;
+    let register = MetadataRecord::RegisterBroker {
+        broker: BrokerMeta {
+            id: node,
+            host,
+            port,
+            incarnation: Uuid::new_v4(),
+        },
+    };
+    start
+        .commit(serde_json::to_vec(&register).map_err(io::Error::other)?)
+        .await?
+        .map_err(io::Error::other)?;
     let image = driver.state_machine().image.clone();
     let placement = match placement {
         Some(p) => p,
@@ -168,29 +258,100 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
     }
     // Ship the final state, not the history: replaying a create-then-delete would open and
     // then remove directories for nothing.
-    let mut snapshot = vec![MetadataRecord::ClusterId {
-        id: image.cluster_id.clone(),
-    }];
-    snapshot.extend(
-        image
-            .topics()
-            .map(|t| MetadataRecord::CreateTopic { topic: t.clone() }),
-    );
-    load(snapshot, placement).await.map_err(io::Error::other)?;
+    load(image.snapshot_records(), placement)
+        .await
+        .map_err(io::Error::other)?;
     driver.state_machine().online = true;
     state::set_quorum(handle);
-    Ok(Box::pin(driver.run()))
+    Ok(Box::pin(async move {
+        // The transport lives as long as the quorum task.
+        let _transport = transport;
+        driver.run().await
+    }))
 }
 
-/// The snapshot a converted metadata log becomes: the quorum's state as of entry 1, term 1.
-fn first_snapshot(image: &MetadataImage, voters: &[u64]) -> Snapshot {
+/// Commits made while the node starts: the quorum runs while they wait (it may have to elect
+/// a leader first, with the other voters still starting), a conflict with a peer stops the
+/// start, and a long wait is logged.
+struct StartCommits<'a, S: crate::quorum::driver::StateMachine> {
+    driver: &'a mut Driver<S>,
+    handle: &'a QuorumHandle,
+    transport: Option<&'a Transport>,
+    voters: &'a [u64],
+    since: u64,
+    warned: u64,
+}
+
+impl<S: crate::quorum::driver::StateMachine> StartCommits<'_, S> {
+    /// Commits `record` and returns once it is applied here: `Ok(Err(why))` if the state
+    /// machine refused it.
+    async fn commit(&mut self, record: Vec<u8>) -> io::Result<Result<(), String>> {
+        let timer = current().timer.clone();
+        loop {
+            if let Some(why) = self.transport.and_then(Transport::conflict) {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+            }
+            let waited = timer.now_ms().saturating_sub(self.since) / 10_000;
+            if waited > self.warned {
+                self.warned = waited;
+                tracing::warn!(
+                    "waiting for the metadata quorum (voters {:?}) to elect a leader: {} s",
+                    self.voters,
+                    waited * 10
+                );
+            }
+            let attempt =
+                timer.timeout(START_COMMIT_TIMEOUT_MS, self.handle.propose(record.clone()));
+            match self.driver.run_until(attempt).await? {
+                None => return Err(io::Error::other("the metadata quorum stopped")),
+                Some(Ok(Ok(()))) => return Ok(Ok(())),
+                Some(Ok(Err(ProposeError::Refused(why)))) => return Ok(Err(why)),
+                Some(Ok(Err(ProposeError::Stopped))) => {
+                    return Err(io::Error::other("the metadata quorum stopped"))
+                }
+                // No leader yet (or it was lost): let the election run, then try again.
+                Some(Ok(Err(ProposeError::NoLeader(_)))) | Some(Err(_)) => {
+                    let pause = timer.sleep(ELECTION_PAUSE_MS);
+                    self.driver.run_until(pause).await?;
+                }
+            }
+        }
+    }
+}
+
+/// How long a start-up commit waits before it is proposed again.
+const START_COMMIT_TIMEOUT_MS: u64 = 3_000;
+/// How long to let an election run before proposing again when there is no leader.
+const ELECTION_PAUSE_MS: u64 = 200;
+
+/// Makes `snapshot` the whole of `log` (durably); the log back, and what it now holds.
+async fn write_snapshot(
+    mut log: QuorumLog,
+    snapshot: Snapshot,
+    hs: HardState,
+) -> (QuorumLog, io::Result<Recovered>) {
+    blocking(move || {
+        let r = log.replace_with_snapshot(&snapshot, &[], &hs);
+        let recovered = r.map(|()| Recovered {
+            snapshot: Some(snapshot),
+            entries: Vec::new(),
+            hard_state: hs,
+        });
+        (log, recovered)
+    })
+    .await
+}
+
+/// The quorum's first snapshot: `image` with `voters`, as of entry `index` in `term` (a
+/// converted metadata log: entry 1 of term 1; a new quorum: entry 0, nothing yet).
+fn first_snapshot(image: &MetadataImage, voters: &[u64], index: u64, term: u64) -> Snapshot {
     let mut snapshot = Snapshot {
         data: image.encode_snapshot().into(),
         ..Default::default()
     };
     let meta = snapshot.mut_metadata();
-    meta.index = 1;
-    meta.term = 1;
+    meta.index = index;
+    meta.term = term;
     meta.set_conf_state(raft::prelude::ConfState::from((voters.to_vec(), vec![])));
     snapshot
 }

@@ -183,7 +183,12 @@ pub async fn alter_topic_configs(
     }
     commit(MetadataRecord::SetTopicConfigs { name, configs })
         .await
-        .map_err(|e| (ResponseError::KafkaStorageError, e))
+        .map_err(|e| {
+            (
+                e.error(ResponseError::UnknownTopicOrPartition),
+                e.to_string(),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -8,11 +8,13 @@
 //! once it is committed and applied here: to the committed image (`state_machine`) and, through
 //! `shard::publish`, on every shard.
 //!
-//! Files: `topics` (create, delete, grow; the partition budget), `configs` (AlterConfigs and
+//! Files: `topics` (create, delete, grow; the partition budget), `assignment` (which brokers
+//! hold a new partition's replicas), `configs` (AlterConfigs and
 //! IncrementalAlterConfigs), `producer_ids` (InitProducerId blocks), `commit` (the controller
 //! lock, the proposal), `state_machine` (the metadata as the quorum's state machine),
 //! `bootstrap` (start-up: the quorum's log replayed, an older metadata log converted), `state`.
 
+mod assignment;
 mod bootstrap;
 mod commit;
 mod configs;

@@ -1,7 +1,7 @@
 //! Producer ids for idempotent producers (InitProducerId), reserved from the metadata log a block
 //! at a time.
 
-use super::commit::{commit, controller_lock};
+use super::commit::{commit, controller_lock, CommitError};
 use super::state;
 use crate::metadata::image::BLOCK_TAKEN;
 use crate::metadata::MetadataRecord;
@@ -37,10 +37,10 @@ pub async fn allocate_producer_id() -> Result<i64, String> {
                 state::set_producer_ids((end + 1, new_end));
                 return Ok(end);
             }
-            Err(why) if why.starts_with(BLOCK_TAKEN) => {
+            Err(CommitError::Refused(why)) if why.starts_with(BLOCK_TAKEN) => {
                 end = end.max(current().with_image(|i| i.producer_id_block_end));
             }
-            Err(why) => return Err(why),
+            Err(e) => return Err(e.to_string()),
         }
     }
     Err("could not reserve a producer-id block".to_string())

@@ -106,6 +106,13 @@ fn log_change(before: &MetadataImage, record: &MetadataRecord) {
             tracing::info!("changed the configuration of topic {name}: overrides now {configs:?}")
         }
         MetadataRecord::ClusterId { id } => tracing::info!("cluster id {id}"),
+        MetadataRecord::RegisterBroker { broker } => tracing::info!(
+            "registered broker {} at {}:{} (incarnation {})",
+            broker.id,
+            broker.host,
+            broker.port,
+            broker.incarnation
+        ),
         MetadataRecord::ProducerIdBlock { end } => {
             tracing::debug!("producer ids below {end} reserved")
         }

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
+use super::assignment::{self, assign, random};
 use super::commit::{commit, controller_lock};
 use crate::config::validate_topic_configs;
 use crate::config::ConfigError;
 use crate::metadata::topic_name::validate_topic_name;
-use crate::metadata::{MetadataRecord, PartitionMeta, TopicMeta};
+use crate::metadata::{MetadataRecord, TopicMeta};
 use crate::shard::current;
 
 /// Kafka's limit on partitions per CreateTopics/CreatePartitions call is the broker's memory; we
@@ -115,7 +116,6 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
         }
     };
     let shard = current();
-    let node_id = shard.config.node_id();
     let name = spec.name.clone();
     if let Err(why) = validate_topic_name(&name) {
         return TopicOutcome::error(&name, ResponseError::InvalidTopicException, why);
@@ -154,19 +154,14 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
     } else {
         spec.replication_factor
     };
-    if rf != 1 && spec.assignments.is_empty() {
-        return TopicOutcome::error(
-            &name,
-            ResponseError::InvalidReplicationFactor,
-            format!("Replication factor: {rf} larger than available brokers: 1."),
-        );
+    let brokers = registered_brokers();
+    if spec.assignments.is_empty() {
+        if let Err(why) = check_replication_factor(rf, brokers.len()) {
+            return TopicOutcome::error(&name, ResponseError::InvalidReplicationFactor, why);
+        }
     }
-    if spec.assignments.iter().any(|a| a.as_slice() != [node_id]) {
-        return TopicOutcome::error(
-            &name,
-            ResponseError::InvalidReplicaAssignment,
-            format!("Every replica must be broker {node_id}."),
-        );
+    if let Err(why) = check_assignments(&spec.assignments, &brokers) {
+        return TopicOutcome::error(&name, ResponseError::InvalidReplicaAssignment, why);
     }
     let configs = match validate_topic_configs(
         spec.configs.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
@@ -197,16 +192,20 @@ async fn create_topic(spec: TopicSpec) -> TopicOutcome {
             ..ok
         };
     }
-    // One node: it holds every replica and leads, at epoch 0.
+    let replicas = match spec.assignments.is_empty() {
+        true => assign(&brokers, 1, 0, partitions as usize, random(), random()),
+        false => spec.assignments.clone(),
+    };
     let topic = TopicMeta {
         name: name.clone(),
         id,
-        partitions: vec![PartitionMeta::single(node_id); partitions as usize],
+        partitions: assignment::partitions(replicas),
         configs,
     };
     match commit(MetadataRecord::CreateTopic { topic }).await {
         Ok(()) => ok,
-        Err(e) => TopicOutcome::error(&name, ResponseError::KafkaStorageError, e),
+        // Refused: another node created it first.
+        Err(e) => TopicOutcome::error(&name, e.error(ResponseError::TopicAlreadyExists), e),
     }
 }
 
@@ -244,9 +243,14 @@ pub async fn delete_topics(targets: Vec<DeleteTarget>) -> Vec<TopicOutcome> {
                         id,
                         ..Default::default()
                     },
+                    // Refused: another node deleted it first.
                     Err(e) => TopicOutcome {
                         id,
-                        ..TopicOutcome::error(&name, ResponseError::KafkaStorageError, e)
+                        ..TopicOutcome::error(
+                            &name,
+                            e.error(ResponseError::UnknownTopicOrPartition),
+                            e,
+                        )
                     },
                 }
             }
@@ -279,7 +283,6 @@ pub async fn create_partitions(
     let lock = controller_lock();
     let _serial = lock.lock().await;
     let shard = current();
-    let node_id = shard.config.node_id();
     if name == crate::group::OFFSETS_TOPIC {
         // Group placement hashes over this topic's partition count: growing it would move
         // every group away from its committed offsets.
@@ -307,13 +310,21 @@ pub async fn create_partitions(
     if let Err(why) = within_partition_budget((count - existing) as usize) {
         return TopicOutcome::error(&name, ResponseError::InvalidPartitions, why);
     }
+    let brokers = registered_brokers();
     if let Some(a) = &assignments {
-        if a.len() as i32 != count - existing || a.iter().any(|b| b.as_slice() != [node_id]) {
+        if a.len() as i32 != count - existing {
             return TopicOutcome::error(
                 &name,
                 ResponseError::InvalidReplicaAssignment,
-                "Invalid replica assignment.",
+                format!(
+                    "Increasing the number of partitions by {} but {} assignments provided.",
+                    count - existing,
+                    a.len()
+                ),
             );
+        }
+        if let Err(why) = check_assignments(a, &brokers) {
+            return TopicOutcome::error(&name, ResponseError::InvalidReplicaAssignment, why);
         }
     }
     if validate_only {
@@ -324,7 +335,17 @@ pub async fn create_partitions(
     }
     match commit(MetadataRecord::AddPartitions {
         name: name.clone(),
-        partitions: vec![PartitionMeta::single(node_id); (count - existing) as usize],
+        partitions: assignment::partitions(match assignments {
+            Some(a) => a,
+            None => assign(
+                &brokers,
+                1,
+                existing as usize,
+                (count - existing) as usize,
+                random(),
+                random(),
+            ),
+        }),
         first: Some(existing as usize),
     })
     .await
@@ -333,6 +354,62 @@ pub async fn create_partitions(
             name,
             ..Default::default()
         },
-        Err(e) => TopicOutcome::error(&name, ResponseError::KafkaStorageError, e),
+        // Refused: the topic was deleted or grown by another change first.
+        Err(e) => TopicOutcome::error(&name, e.error(ResponseError::InvalidPartitions), e),
     }
+}
+
+/// Registered brokers' ids, sorted (this node among them even before its registration is
+/// applied here).
+fn registered_brokers() -> Vec<i32> {
+    let shard = current();
+    let mut ids: Vec<i32> = shard.with_image(|i| i.brokers().map(|b| b.id).collect());
+    let me = shard.config.node_id();
+    if !ids.contains(&me) {
+        ids.push(me);
+        ids.sort();
+    }
+    ids
+}
+
+/// A replication factor this cluster can place. Replication itself is not built yet: until it
+/// is, every partition has one replica, and asking for more is refused rather than pretended.
+fn check_replication_factor(rf: i16, brokers: usize) -> Result<(), String> {
+    if rf < 1 {
+        return Err(format!(
+            "Replication factor must be larger than 0, got {rf}."
+        ));
+    }
+    if rf as usize > brokers {
+        return Err(format!(
+            "Replication factor: {rf} larger than available brokers: {brokers}."
+        ));
+    }
+    if rf > 1 {
+        return Err(format!(
+            "Replication factor: {rf}: this shardlog does not replicate partitions yet; only 1 is \
+             supported."
+        ));
+    }
+    Ok(())
+}
+
+/// Explicit replica assignments: one registered broker per partition, none twice.
+fn check_assignments(assignments: &[Vec<i32>], brokers: &[i32]) -> Result<(), String> {
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() {
+            return Err(format!("Partition {p} has an empty replica list."));
+        }
+        if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
+            return Err(format!("The manual partition assignment includes broker {b}, which is not registered (brokers {brokers:?})."));
+        }
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != replicas.len() {
+            return Err(format!("Duplicate brokers not allowed in replica assignment: {replicas:?} for partition {p}."));
+        }
+        check_replication_factor(replicas.len() as i16, brokers.len())?;
+    }
+    Ok(())
 }

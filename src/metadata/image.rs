@@ -61,6 +61,16 @@ impl TopicMeta {
     }
 }
 
+/// A registered broker (Kafka's RegisterBrokerRecord): where clients reach it. Each start
+/// registers again with a new incarnation; the latest registration of an id wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerMeta {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub incarnation: Uuid,
+}
+
 /// A change to the metadata. Applied in log order on every shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -95,6 +105,10 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         end: i64,
     },
+    /// A broker started (or restarted) and is reachable at its advertised endpoint.
+    RegisterBroker {
+        broker: BrokerMeta,
+    },
 }
 
 /// How a refused producer-id block's reason starts (its proposer tries the next block).
@@ -108,6 +122,7 @@ pub struct MetadataImage {
     pub producer_id_block_end: i64,
     topics: BTreeMap<String, TopicMeta>,
     by_id: BTreeMap<Uuid, String>,
+    brokers: BTreeMap<i32, BrokerMeta>,
 }
 
 impl MetadataImage {
@@ -122,6 +137,11 @@ impl MetadataImage {
                 end: self.producer_id_block_end,
             });
         }
+        out.extend(
+            self.brokers
+                .values()
+                .map(|b| MetadataRecord::RegisterBroker { broker: b.clone() }),
+        );
         out.extend(
             self.topics
                 .values()
@@ -170,6 +190,11 @@ impl MetadataImage {
             out.push(MetadataRecord::ProducerIdBlock {
                 end: target.producer_id_block_end,
             });
+        }
+        for b in target.brokers.values() {
+            if self.brokers.get(&b.id) != Some(b) {
+                out.push(MetadataRecord::RegisterBroker { broker: b.clone() });
+            }
         }
         for t in self.topics.values() {
             if target.topic(&t.name).is_none_or(|n| n.id != t.id) {
@@ -221,6 +246,15 @@ impl MetadataImage {
 
     pub fn topics(&self) -> impl Iterator<Item = &TopicMeta> {
         self.topics.values()
+    }
+
+    /// Registered brokers, in id order.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+        self.brokers.values()
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerMeta> {
+        self.brokers.get(&id)
     }
 
     /// Partition `p` of `topic`, if both exist.
@@ -307,6 +341,9 @@ impl MetadataImage {
                 if let Some(t) = self.topics.remove(name) {
                     self.by_id.remove(&t.id);
                 }
+            }
+            MetadataRecord::RegisterBroker { broker } => {
+                self.brokers.insert(broker.id, broker.clone());
             }
         }
     }

@@ -13,4 +13,4 @@ pub mod legacy;
 pub mod store;
 pub mod topic_name;
 
-pub use image::{MetadataImage, MetadataRecord, PartitionMeta, TopicMeta};
+pub use image::{BrokerMeta, MetadataImage, MetadataRecord, PartitionMeta, TopicMeta};

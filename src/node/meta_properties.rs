@@ -15,24 +15,14 @@ use crate::runtime::file::replace_file_now;
 
 const FILE: &str = "meta.properties";
 
-/// Checks `data_dir`'s `meta.properties` against `node_id` and returns the cluster id to use.
-/// `in_metadata`: the cluster id the metadata log holds, if any; `new_id()` makes one when
-/// neither the file nor the metadata has one. Writes the file (durably) if there is none.
+/// Checks `data_dir`'s `meta.properties` against `node_id` and returns the cluster id it holds,
+/// `None` if there is no file yet. Errors if the file belongs to another node or is incomplete.
 /// Blocking: run it on the blocking-thread pool.
-pub fn settle(
-    data_dir: &Path,
-    node_id: i32,
-    in_metadata: Option<&str>,
-    new_id: impl FnOnce() -> String,
-) -> io::Result<String> {
+pub fn stored_cluster_id(data_dir: &Path, node_id: i32) -> io::Result<Option<String>> {
     let path = data_dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = in_metadata.map_or_else(new_id, str::to_string);
-            write(data_dir, node_id, &id)?;
-            return Ok(id);
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let props = parse(&text);
@@ -48,11 +38,29 @@ pub fn settle(
             ),
         ));
     }
-    let Some(stored_cluster) = props.get("cluster.id").filter(|c| !c.is_empty()) else {
-        return Err(io::Error::new(
+    match props.get("cluster.id").filter(|c| !c.is_empty()) {
+        Some(id) => Ok(Some(id.clone())),
+        None => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: no cluster.id", path.display()),
-        ));
+        )),
+    }
+}
+
+/// Checks `data_dir`'s `meta.properties` against `node_id` and returns the cluster id to use.
+/// `in_metadata`: the cluster id the metadata log holds, if any; `new_id()` makes one when
+/// neither the file nor the metadata has one. Writes the file (durably) if there is none.
+/// Blocking: run it on the blocking-thread pool.
+pub fn settle(
+    data_dir: &Path,
+    node_id: i32,
+    in_metadata: Option<&str>,
+    new_id: impl FnOnce() -> String,
+) -> io::Result<String> {
+    let Some(stored_cluster) = stored_cluster_id(data_dir, node_id)? else {
+        let id = in_metadata.map_or_else(new_id, str::to_string);
+        write(data_dir, node_id, &id)?;
+        return Ok(id);
     };
     match in_metadata {
         Some(id) if id != stored_cluster => Err(io::Error::new(
@@ -60,10 +68,10 @@ pub fn settle(
             format!(
                 "{}: stored cluster.id {stored_cluster} does not match the metadata log's cluster \
                  id {id}; this data directory belongs to another cluster",
-                path.display()
+                data_dir.join(FILE).display()
             ),
         )),
-        _ => Ok(stored_cluster.clone()),
+        _ => Ok(stored_cluster),
     }
 }
 

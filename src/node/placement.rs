@@ -154,7 +154,8 @@ impl Placement {
                 .collect(),
             MetadataRecord::ClusterId { .. }
             | MetadataRecord::SetTopicConfigs { .. }
-            | MetadataRecord::ProducerIdBlock { .. } => Vec::new(),
+            | MetadataRecord::ProducerIdBlock { .. }
+            | MetadataRecord::RegisterBroker { .. } => Vec::new(),
         }
     }
 

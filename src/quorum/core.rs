@@ -132,6 +132,20 @@ impl QuorumCore {
         self.raw.step(m)
     }
 
+    /// The transport cannot reach `peer`.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// A snapshot for `peer` was sent (`ok`) or lost.
+    pub fn report_snapshot(&mut self, peer: u64, ok: bool) {
+        let status = match ok {
+            true => raft::SnapshotStatus::Finish,
+            false => raft::SnapshotStatus::Failure,
+        };
+        self.raw.report_snapshot(peer, status);
+    }
+
     /// Proposes a record; a follower forwards it to the leader it knows. `context` identifies
     /// the proposal when it comes back committed. Err(ProposalDropped) when there is no leader.
     pub fn propose(&mut self, context: Vec<u8>, data: Vec<u8>) -> raft::Result<()> {

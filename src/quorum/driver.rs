@@ -45,16 +45,41 @@ pub trait StateMachine {
     fn snapshot_records(&self) -> usize;
 }
 
+/// Why a proposal was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Committed, but the state machine refused it (alike on every node).
+    Refused(String),
+    /// No leader is known to forward it to (an election is under way, or no majority).
+    NoLeader(String),
+    /// The quorum task has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::Refused(why) => f.write_str(why),
+            ProposeError::NoLeader(why) => write!(f, "the metadata quorum has no leader ({why})"),
+            ProposeError::Stopped => f.write_str("the metadata quorum has stopped"),
+        }
+    }
+}
+
 /// Where messages to peers go (the transport; nowhere for a quorum of one).
 pub type Outbox = Rc<dyn Fn(Vec<Message>)>;
 
 enum Input {
     Propose {
         record: Vec<u8>,
-        done: oneshot::Sender<Result<(), String>>,
+        done: oneshot::Sender<Result<(), ProposeError>>,
     },
     Peer(Message),
     Status(oneshot::Sender<QuorumStatus>),
+    /// The transport could not reach a peer.
+    Unreachable(u64),
+    /// A snapshot to a peer was sent (true) or lost (false).
+    SnapshotSent(u64, bool),
 }
 
 /// How the rest of the node talks to the quorum task.
@@ -66,14 +91,12 @@ pub struct QuorumHandle {
 impl QuorumHandle {
     /// Proposes `record` and waits until it is applied here; `Err` with the state machine's
     /// refusal, or if the quorum task has stopped. Never answered if it never commits.
-    pub async fn propose(&self, record: Vec<u8>) -> Result<(), String> {
+    pub async fn propose(&self, record: Vec<u8>) -> Result<(), ProposeError> {
         let (done, answer) = oneshot::channel();
         self.tx
             .unbounded_send(Input::Propose { record, done })
-            .map_err(|_| "the metadata quorum has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the metadata quorum has stopped".to_string())?
+            .map_err(|_| ProposeError::Stopped)?;
+        answer.await.map_err(|_| ProposeError::Stopped)?
     }
 
     /// What this node knows of the quorum; `None` if the quorum task has stopped.
@@ -87,7 +110,22 @@ impl QuorumHandle {
     pub fn deliver(&self, m: Message) {
         let _ = self.tx.unbounded_send(Input::Peer(m));
     }
+
+    /// The transport lost or could not open its connection to `peer` (a leader then probes it
+    /// again instead of streaming appends into the void).
+    pub fn unreachable(&self, peer: u64) {
+        let _ = self.tx.unbounded_send(Input::Unreachable(peer));
+    }
+
+    /// A snapshot for `peer` was written to its connection (`true`) or lost (`false`: the
+    /// leader sends it again).
+    pub fn snapshot_sent(&self, peer: u64, ok: bool) {
+        let _ = self.tx.unbounded_send(Input::SnapshotSent(peer, ok));
+    }
 }
+
+/// Called with the leader this node knows of whenever that changes.
+pub type LeaderWatch = Box<dyn Fn(Option<u64>)>;
 
 pub struct Driver<S> {
     core: QuorumCore,
@@ -98,11 +136,22 @@ pub struct Driver<S> {
     outbox: Outbox,
     timer: Timer,
     /// Proposals made here and not applied yet, by number (the entry's context).
-    pending: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    pending: HashMap<u64, oneshot::Sender<Result<(), ProposeError>>>,
     next_proposal: u64,
     /// This process's mark on its proposals: an entry proposed before a restart, committed
     /// after it, must not answer a new proposal with the same number.
     incarnation: u64,
+    next_tick: u64,
+    known_leader: Option<u64>,
+    leader_watch: Option<LeaderWatch>,
+}
+
+/// What woke the driver.
+enum Event {
+    Input(Input),
+    Tick,
+    /// Every handle is gone.
+    Closed,
 }
 
 impl<S: StateMachine> Driver<S> {
@@ -124,6 +173,9 @@ impl<S: StateMachine> Driver<S> {
             pending: HashMap::new(),
             next_proposal: 1,
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+            next_tick: 0,
+            known_leader: None,
+            leader_watch: None,
         };
         (driver, QuorumHandle { tx })
     }
@@ -145,41 +197,116 @@ impl<S: StateMachine> Driver<S> {
         self.propose(record, done);
         self.handle_readies().await?;
         Ok(match answer.try_recv() {
-            Ok(Some(r)) => r,
+            Ok(Some(r)) => r.map_err(|e| e.to_string()),
             _ => Err("not committed at once: this node does not lead alone".to_string()),
         })
     }
 
+    /// Where messages to peers go (the transport, started once the handle exists).
+    pub fn set_outbox(&mut self, outbox: Outbox) {
+        self.outbox = outbox;
+    }
+
+    /// Calls `watch` now and whenever the leader this node knows of changes.
+    pub fn watch_leader(&mut self, watch: LeaderWatch) {
+        self.known_leader = self.core.leader();
+        watch(self.known_leader);
+        self.leader_watch = Some(watch);
+    }
+
     /// Runs until the handles are dropped (`Ok`) or the log cannot be written (`Err`).
     pub async fn run(mut self) -> io::Result<()> {
-        let mut next_tick = self.timer.now_ms() + TICK_MS;
+        while self.serve_one().await? {}
+        Ok(())
+    }
+
+    /// Runs the quorum until `f` completes, and returns its output; `Ok(None)` if the handles
+    /// were dropped first. `f` is polled only while the driver waits for input, never in the
+    /// middle of handling one (that is what makes stopping safe).
+    pub async fn run_until<F: std::future::Future>(
+        &mut self,
+        f: F,
+    ) -> io::Result<Option<F::Output>> {
+        let mut f = std::pin::pin!(f);
         loop {
-            let timer = self.timer.clone();
-            let input = futures_lite::future::or(async { Some(self.rx.next().await) }, async {
-                timer.sleep_until(next_tick).await;
-                None
+            let woke = futures_lite::future::or(async { Err((&mut f).await) }, async {
+                Ok(self.next_event().await)
             })
             .await;
-            match input {
-                Some(Some(Input::Propose { record, done })) => self.propose(record, done),
-                Some(Some(Input::Peer(m))) => {
-                    let _ = self.core.step(m);
-                }
-                Some(Some(Input::Status(tx))) => {
-                    let _ = tx.send(self.core.status());
-                }
-                Some(None) => return Ok(()),
-                None => {
-                    self.core.tick();
-                    next_tick += TICK_MS;
+            match woke {
+                Err(out) => return Ok(Some(out)),
+                Ok(event) => {
+                    if !self.handle(event).await? {
+                        return Ok(None);
+                    }
                 }
             }
-            self.handle_readies().await?;
-            self.compact_if_long().await?;
         }
     }
 
-    fn propose(&mut self, record: Vec<u8>, done: oneshot::Sender<Result<(), String>>) {
+    /// Waits for the next input or tick, and handles it; false once the handles are gone.
+    async fn serve_one(&mut self) -> io::Result<bool> {
+        let event = self.next_event().await;
+        self.handle(event).await
+    }
+
+    /// The next input or tick. Cancel-safe: nothing is lost if it is dropped before it returns.
+    async fn next_event(&mut self) -> Event {
+        if self.next_tick == 0 {
+            self.next_tick = self.timer.now_ms() + TICK_MS;
+        }
+        let timer = self.timer.clone();
+        let next_tick = self.next_tick;
+        let rx = &mut self.rx;
+        futures_lite::future::or(
+            async {
+                match rx.next().await {
+                    Some(input) => Event::Input(input),
+                    None => Event::Closed,
+                }
+            },
+            async {
+                timer.sleep_until(next_tick).await;
+                Event::Tick
+            },
+        )
+        .await
+    }
+
+    async fn handle(&mut self, event: Event) -> io::Result<bool> {
+        match event {
+            Event::Input(Input::Propose { record, done }) => self.propose(record, done),
+            Event::Input(Input::Peer(m)) => {
+                let _ = self.core.step(m);
+            }
+            Event::Input(Input::Status(tx)) => {
+                let _ = tx.send(self.core.status());
+            }
+            Event::Input(Input::Unreachable(peer)) => self.core.report_unreachable(peer),
+            Event::Input(Input::SnapshotSent(peer, ok)) => self.core.report_snapshot(peer, ok),
+            Event::Closed => return Ok(false),
+            Event::Tick => {
+                self.core.tick();
+                self.next_tick += TICK_MS;
+            }
+        }
+        self.handle_readies().await?;
+        self.compact_if_long().await?;
+        self.notice_leader();
+        Ok(true)
+    }
+
+    fn notice_leader(&mut self) {
+        let leader = self.core.leader();
+        if leader != self.known_leader {
+            self.known_leader = leader;
+            if let Some(watch) = &self.leader_watch {
+                watch(leader);
+            }
+        }
+    }
+
+    fn propose(&mut self, record: Vec<u8>, done: oneshot::Sender<Result<(), ProposeError>>) {
         let n = self.next_proposal;
         self.next_proposal += 1;
         let mut context = self.incarnation.to_be_bytes().to_vec();
@@ -189,7 +316,7 @@ impl<S: StateMachine> Driver<S> {
                 self.pending.insert(n, done);
             }
             Err(e) => {
-                let _ = done.send(Err(format!("the metadata quorum has no leader ({e})")));
+                let _ = done.send(Err(ProposeError::NoLeader(e.to_string())));
             }
         }
     }
@@ -228,7 +355,7 @@ impl<S: StateMachine> Driver<S> {
             let result = self.sm.apply(&e.data).await;
             if let Some(n) = own_proposal(self.incarnation, &e.context) {
                 if let Some(done) = self.pending.remove(&n) {
-                    let _ = done.send(result);
+                    let _ = done.send(result.map_err(ProposeError::Refused));
                 }
             }
         }

@@ -10,13 +10,15 @@
 //! Pieces: `core` (one node's Raft state machine and the Ready protocol split around the
 //! durable write; compaction into a snapshot), `storage` (the in-memory log raft-rs reads),
 //! `log_store` (the node's durable snapshot, Raft log and hard state), `wire` (messages between
-//! nodes, bounded against hostile peers). Not yet here: the driver task and transport on
-//! `controller.listener`, and `controller::commit` going through the quorum.
+//! nodes, bounded against hostile peers), `transport` (those messages over TCP on
+//! `controller.listener`, with a hello that refuses nodes that disagree), `driver` (the task that
+//! runs it all on the controller shard).
 
 pub mod core;
 pub mod driver;
 pub mod log_store;
 pub mod storage;
+pub mod transport;
 pub mod wire;
 
 #[cfg(test)]

@@ -57,6 +57,15 @@ impl Listener {
     }
 }
 
+/// Connects to `addr`, giving up after `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Conn> {
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(|e| io::Error::other(format!("connecting to {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    Ok(Conn { stream })
+}
+
 /// One client connection, used by one task at a time.
 pub struct Conn {
     stream: TcpStream,

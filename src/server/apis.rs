@@ -85,7 +85,7 @@ apis! {
         respond(c, &handlers::delete_records::handle(r).await)
     },
     DescribeQuorum 0..=2 => |c, r: DescribeQuorumRequest| {
-        respond(c, &handlers::describe_quorum::handle(r).await)
+        respond(c, &handlers::describe_quorum::handle(r, c.api_version, &c.client_id).await)
     },
     AlterConfigs 0..=2 => |c, r: AlterConfigsRequest| {
         respond(c, &handlers::alter_configs::legacy(r).await)

@@ -61,6 +61,10 @@ impl GroupStorage for ShardGroupStorage {
     }
 }
 
+/// How long the first start of a cluster waits for every voter to register before it creates
+/// `__consumer_offsets` on the brokers that did.
+const OFFSETS_TOPIC_BROKER_WAIT_MS: u64 = 10_000;
+
 /// On shard 0 at startup: creates `__consumer_offsets` if it does not exist, through the same
 /// controller path as CreateTopics. Kafka's topic is compacted; ours cannot be yet (compaction is
 /// not implemented), so it keeps everything (`retention.ms=-1`) and replay takes the last record
@@ -69,6 +73,17 @@ pub async fn ensure_offsets_topic() {
     let shard = shard::current();
     if shard.with_image(|i| i.topic(OFFSETS_TOPIC).is_some()) {
         return;
+    }
+    // In a cluster the voters start together: wait (a little) for every one to register, so
+    // the offsets partitions — and with them the group coordinators — spread over all brokers
+    // instead of landing on the first one up.
+    let voters = shard.config.quorum_voters().map(|v| v.len()).unwrap_or(0);
+    let deadline = shard.timer.now_ms() + OFFSETS_TOPIC_BROKER_WAIT_MS;
+    while shard.with_image(|i| i.brokers().count()) < voters && shard.timer.now_ms() < deadline {
+        shard.timer.sleep(100).await;
+        if shard.with_image(|i| i.topic(OFFSETS_TOPIC).is_some()) {
+            return;
+        }
     }
     let spec = TopicSpec {
         name: OFFSETS_TOPIC.to_string(),
@@ -83,11 +98,9 @@ pub async fn ensure_offsets_topic() {
     };
     let out = controller::create_topics(vec![spec]).await;
     match out.as_deref() {
-        Ok([o])
-            if o.error_code == 0 || o.error_code == ResponseError::TopicAlreadyExists.code() =>
-        {
-            tracing::info!("created {OFFSETS_TOPIC}");
-        }
+        Ok([o]) if o.error_code == 0 => tracing::info!("created {OFFSETS_TOPIC}"),
+        // Another node of the cluster created it first.
+        Ok([o]) if o.error_code == ResponseError::TopicAlreadyExists.code() => {}
         other => tracing::error!("creating {OFFSETS_TOPIC} failed: {other:?}"),
     }
 }

@@ -9,6 +9,7 @@ pub mod frame_reader;
 pub mod group_host;
 pub mod handlers;
 pub mod lifecycle;
+pub mod peer;
 pub mod session;
 
 pub use lifecycle::{request_shutdown, run_broker, shutdown_requested};

@@ -58,6 +58,15 @@ fn unknown() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
 }
 
+/// The error for a partition no shard of this node serves: NOT_LEADER_OR_FOLLOWER if it exists
+/// on other brokers (the client refreshes its metadata and goes there), else unknown.
+fn not_here(topic: &str, partition: i32) -> i16 {
+    match current().with_image(|i| i.partition(topic, partition).is_some()) {
+        true => ResponseError::NotLeaderOrFollower.code(),
+        false => unknown(),
+    }
+}
+
 /// The error for a partition whose log this (owning) shard does not have: offline after a failed
 /// open (KAFKA_STORAGE_ERROR, retriable) or gone (UNKNOWN_TOPIC_OR_PARTITION).
 fn missing_log(topic: &str, partition: i32) -> i16 {
@@ -119,7 +128,7 @@ pub async fn append_on_owner_deferred(
     let Some(shard) = owner(&topic, partition) else {
         return (
             AppendOutcome {
-                error_code: unknown(),
+                error_code: not_here(&topic, partition),
                 ..Default::default()
             },
             None,
@@ -332,7 +341,7 @@ pub async fn read_many(requests: Vec<ReadRequest>, budget: usize) -> Vec<ReadOut
     for (i, r) in requests.into_iter().enumerate() {
         match owner(&r.topic, r.partition) {
             Some(shard) => per_shard.entry(shard).or_default().push((i, r)),
-            None => outcomes[i] = Some(missing(unknown())),
+            None => outcomes[i] = Some(missing(not_here(&r.topic, r.partition))),
         }
     }
     let calls = per_shard.into_iter().map(|(shard, reads)| {
@@ -443,7 +452,7 @@ async fn read(
 /// DeleteRecords on the owner: `(error code, low watermark)`.
 pub async fn delete_records_on_owner(topic: String, partition: i32, offset: i64) -> (i16, i64) {
     let Some(shard) = owner(&topic, partition) else {
-        return (unknown(), -1);
+        return (not_here(&topic, partition), -1);
     };
     submit_to(shard, move || async move {
         let Some(p) = current().partition(&(topic.clone(), partition)) else {
@@ -462,7 +471,7 @@ pub async fn delete_records_on_owner(topic: String, partition: i32, offset: i64)
 pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
     let Some(shard) = owner(&topic, partition) else {
         return OffsetOutcome {
-            error_code: unknown(),
+            error_code: not_here(&topic, partition),
             offset: -1,
             timestamp: -1,
         };

@@ -27,6 +27,28 @@ thread_local! {
     static PLACEMENT_LOG: RefCell<Option<PlacementLog>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    static LEADER_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Tells every shard the metadata quorum's leader changed (Metadata and DescribeCluster report
+/// it as the controller). Called on the publishing shard; does not wait.
+pub fn publish_quorum_leader(leader: Option<i32>) {
+    let seq = LEADER_SEQ.with(|s| {
+        s.set(s.get() + 1);
+        s.get()
+    });
+    current().set_quorum_leader(seq, leader);
+    crate::runtime::spawn(async move {
+        for s in (0..shard_count()).filter(|s| *s != PUBLISHING_SHARD) {
+            let _ = submit_to(s, move || async move {
+                current().set_quorum_leader(seq, leader)
+            })
+            .await;
+        }
+    });
+}
+
 /// Start-up on the publishing shard, once the metadata is known: opens this node's placement log, brings it in line with `image` (`legacy` first: the shards an old metadata log
 /// named), persists the result, and returns it. Nothing is loaded on the shards yet ([`load`]).
 pub async fn open_placement(

@@ -36,6 +36,9 @@ pub struct Shard {
     /// The consumer-group coordinator for the `__consumer_offsets` partitions this shard owns;
     /// set once at startup, after the partitions are replayed.
     pub groups: std::cell::OnceCell<Rc<crate::group::GroupCoordinator>>,
+    /// The metadata quorum's leader as last published (`shard::publish::publish_quorum_leader`),
+    /// with that publication's sequence number (a late one never overwrites a newer one).
+    quorum_leader: std::cell::Cell<(u64, Option<i32>)>,
 }
 
 thread_local! {
@@ -69,6 +72,19 @@ impl Shard {
             waiters: Waiters::default(),
             timer: Timer::new(1, 512),
             groups: std::cell::OnceCell::new(),
+            quorum_leader: std::cell::Cell::new((0, None)),
+        }
+    }
+
+    /// The metadata quorum's leader (the active controller), if one is known.
+    pub fn quorum_leader(&self) -> Option<i32> {
+        self.quorum_leader.get().1
+    }
+
+    /// Records a published quorum leader unless a later publication arrived first.
+    pub(super) fn set_quorum_leader(&self, seq: u64, leader: Option<i32>) {
+        if seq > self.quorum_leader.get().0 {
+            self.quorum_leader.set((seq, leader));
         }
     }
 
@@ -213,9 +229,9 @@ impl Shard {
     /// The partitions of the topic a record names that this shard owns right now.
     fn owned_partitions(&self, record: &MetadataRecord) -> Vec<TopicPartition> {
         let name = match record {
-            MetadataRecord::ClusterId { .. } | MetadataRecord::ProducerIdBlock { .. } => {
-                return Vec::new()
-            }
+            MetadataRecord::ClusterId { .. }
+            | MetadataRecord::ProducerIdBlock { .. }
+            | MetadataRecord::RegisterBroker { .. } => return Vec::new(),
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
             | MetadataRecord::DeleteTopic { name }

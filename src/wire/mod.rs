@@ -4,6 +4,7 @@
 //! Nothing here knows about storage or shards.
 
 pub mod api_table;
+pub mod client;
 pub mod frame;
 pub mod response;
 

@@ -152,6 +152,16 @@ pub fn api_versions_probe(addr: SocketAddr, timeout: Duration) -> std::io::Resul
 
 impl Broker {
     pub fn start(opts: BrokerOpts) -> Broker {
+        let mut b = Broker::launch(opts);
+        if let Err(e) = b.await_ready() {
+            panic!("{e}");
+        }
+        b
+    }
+
+    /// Starts the process without waiting for it to be ready ([`Broker::await_ready`]): a
+    /// cluster's nodes are ready only once enough of them run to form the metadata quorum.
+    pub fn launch(opts: BrokerOpts) -> Broker {
         let (tmp, data_dir, log_dir) = match &opts.data_dir {
             Some(d) => {
                 std::fs::create_dir_all(d).unwrap();
@@ -178,8 +188,18 @@ impl Broker {
             opts,
             _tmp: tmp,
         };
-        b.spawn();
+        b.launch_process();
         b
+    }
+
+    /// Waits until a launched broker answers ApiVersions; `Err` (with the log) if it exits
+    /// first or is not ready within START_TIMEOUT (then it is killed).
+    pub fn await_ready(&mut self) -> Result<(), String> {
+        let r = self.wait_ready();
+        if r.is_err() {
+            self.kill9();
+        }
+        r
     }
 
     pub fn start_default() -> Broker {
@@ -207,6 +227,12 @@ impl Broker {
     /// Starts the process and waits until it answers ApiVersions; `Err` (with the log) if it
     /// exits first or is not ready within START_TIMEOUT (then it is killed).
     fn try_spawn(&mut self) -> Result<(), String> {
+        self.launch_process();
+        self.await_ready()
+    }
+
+    /// Starts the process (after the previous one's port is free).
+    fn launch_process(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         if self.starts > 0 {
             // A dead broker's listening socket can outlive the process for a moment (the kernel
@@ -263,11 +289,11 @@ impl Broker {
         }
         let child = cmd.spawn().expect("spawn shardlog");
         self.child = Some(child);
-        let r = self.wait_ready();
-        if r.is_err() {
-            self.kill9();
-        }
-        r
+    }
+
+    /// Starts the stopped process again without waiting for it to be ready.
+    pub fn relaunch(&mut self) {
+        self.launch_process();
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -1029,55 +1055,6 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// N broker processes with node ids 1..=N, each with its own data directory and port, the ports
-/// chosen before any starts (so each broker's settings may name all of them, as
-/// `controller.quorum.voters` will). Until replication lands each is a one-node cluster.
-#[allow(dead_code)] // used by the multi-broker tests only
-pub struct Cluster {
-    pub brokers: Vec<Broker>,
-}
-
-#[allow(dead_code)]
-impl Cluster {
-    /// Starts `n` brokers from `opts`; `extra(node_id, ports)` adds settings per broker.
-    pub fn start(
-        n: usize,
-        opts: BrokerOpts,
-        extra: impl Fn(i32, &[u16]) -> Vec<(String, String)>,
-    ) -> Cluster {
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let brokers = (0..n)
-            .map(|i| {
-                let node_id = i as i32 + 1;
-                let mut o = opts.clone().set("node.id", &node_id.to_string());
-                o.port = Some(ports[i]);
-                for (k, v) in extra(node_id, &ports) {
-                    o = o.set(&k, &v);
-                }
-                Broker::start(o)
-            })
-            .collect();
-        Cluster { brokers }
-    }
-
-    /// `host:port,...` of every broker.
-    pub fn bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .map(|b| b.bootstrap())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// The broker with `node_id`.
-    pub fn node(&mut self, node_id: i32) -> &mut Broker {
-        self.brokers
-            .iter_mut()
-            .find(|b| b.node_id() == node_id)
-            .unwrap_or_else(|| panic!("no broker with node id {node_id}"))
-    }
-}
-
 /// A tmpfs mounted for one test (tests run as root), unmounted when dropped (also when the test
 /// fails). For disks that fill up.
 pub struct Tmpfs(pub PathBuf);
@@ -1124,4 +1101,68 @@ pub fn incompressible(state: &mut u64, len: usize) -> Vec<u8> {
             *state as u8
         })
         .collect()
+}
+
+/// A cluster of shardlog nodes on loopback, each a combined broker and metadata-quorum voter
+/// (node ids 1..=n), as `scripts/cluster.sh` starts one.
+pub struct Cluster {
+    pub nodes: Vec<Broker>,
+    pub controller_ports: Vec<u16>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with `sets` on each, and waits until all are ready.
+    pub fn start(n: usize, sets: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster::launch(n, sets);
+        for b in &mut c.nodes {
+            if let Err(e) = b.await_ready() {
+                panic!("{e}");
+            }
+        }
+        c
+    }
+
+    /// Starts `n` nodes without waiting for them.
+    pub fn launch(n: usize, sets: &[(&str, &str)]) -> Cluster {
+        let controller_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let voters = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = (0..n)
+            .map(|i| {
+                let mut opts = BrokerOpts::default()
+                    .set("node.id", &(i + 1).to_string())
+                    .set(
+                        "controller.listener",
+                        &format!("127.0.0.1:{}", controller_ports[i]),
+                    )
+                    .set("controller.quorum.voters", &voters);
+                for (k, v) in sets {
+                    opts = opts.set(k, v);
+                }
+                Broker::launch(opts)
+            })
+            .collect();
+        Cluster {
+            nodes,
+            controller_ports,
+        }
+    }
+
+    /// Every node's address, for a client's bootstrap.servers.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Broker::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id` (1-based).
+    pub fn node(&mut self, id: i32) -> &mut Broker {
+        &mut self.nodes[id as usize - 1]
+    }
 }

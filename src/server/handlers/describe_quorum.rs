@@ -10,14 +10,25 @@ use kafka_protocol::messages::{
     BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
 };
 
-use super::str_bytes;
+use super::{broker_endpoint, str_bytes};
 use crate::controller;
 use crate::runtime::time::now_ms;
+use crate::server::peer::{self, PEER_CLIENT_ID};
 
 /// The name Kafka gives the metadata log.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
-pub async fn handle(req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+/// How long a follower waits for the leader's answer to a forwarded DescribeQuorum.
+const FORWARD_TIMEOUT_MS: u64 = 5_000;
+
+/// Answers DescribeQuorum: on the quorum's leader from what it knows; on a follower by asking
+/// the leader (only the leader knows every voter's progress), as a Kafka broker forwards it to
+/// the active controller. A call from another broker is never forwarded again.
+pub async fn handle(
+    req: DescribeQuorumRequest,
+    version: i16,
+    client_id: &str,
+) -> DescribeQuorumResponse {
     let mut r = DescribeQuorumResponse::default();
     let names_the_log = matches!(&req.topics[..], [t] if t.topic_name.0.as_str() == METADATA_TOPIC
         && matches!(&t.partitions[..], [p] if p.partition_index == 0));
@@ -33,6 +44,17 @@ pub async fn handle(req: DescribeQuorumRequest) -> DescribeQuorumResponse {
             return r;
         }
     };
+    if let Some(leader) = status.leader.filter(|l| *l != status.node) {
+        if client_id != PEER_CLIENT_ID {
+            let endpoint = i32::try_from(leader).ok().and_then(broker_endpoint);
+            if let Some((_, host, port)) = endpoint {
+                match peer::call(&host, port, version, &req, FORWARD_TIMEOUT_MS).await {
+                    Ok(answer) => return answer,
+                    Err(e) => tracing::debug!("forwarding DescribeQuorum to node {leader}: {e}"),
+                }
+            }
+        }
+    }
     let mut p = PartitionData::default();
     p.partition_index = 0;
     p.leader_id = BrokerId(status.leader.map_or(-1, |l| l as i32));

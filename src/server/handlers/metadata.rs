@@ -8,7 +8,7 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
 use super::{
-    str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL,
+    all_brokers, controller_id, str_bytes, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL,
     TOPIC_OPERATIONS_ALL,
 };
 use crate::controller::{self, TopicSpec};
@@ -18,7 +18,6 @@ use crate::shard::{self};
 
 pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
     let shard = shard::current();
-    let (node, host, port) = this_broker();
     // The cluster field exists in v8-v10 only; encoding it elsewhere is an error.
     let cluster_ops = match req.include_cluster_authorized_operations && (8..=10).contains(&version)
     {
@@ -90,14 +89,19 @@ pub async fn handle(req: MetadataRequest, version: i16) -> MetadataResponse {
             .collect(),
     });
 
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = node;
-    broker.host = host;
-    broker.port = port;
     let mut r = MetadataResponse::default();
-    r.brokers = vec![broker];
+    r.brokers = all_brokers()
+        .into_iter()
+        .map(|(id, host, port)| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = id;
+            b.host = host;
+            b.port = port;
+            b
+        })
+        .collect();
     r.cluster_id = Some(str_bytes(shard.with_image(|i| i.cluster_id.clone())));
-    r.controller_id = node;
+    r.controller_id = controller_id();
     r.topics = topics;
     r.cluster_authorized_operations = cluster_ops;
     r

@@ -45,6 +45,43 @@ pub fn this_broker() -> (BrokerId, StrBytes, i32) {
     )
 }
 
+/// Every registered broker's id and endpoint, in id order (this broker always among them, even
+/// before its registration is applied here).
+pub fn all_brokers() -> Vec<(BrokerId, StrBytes, i32)> {
+    let me = this_broker();
+    let mut out: Vec<(BrokerId, StrBytes, i32)> = shard::current().with_image(|i| {
+        i.brokers()
+            .filter(|b| b.id != me.0 .0)
+            .map(|b| {
+                (
+                    BrokerId(b.id),
+                    StrBytes::from_string(b.host.clone()),
+                    b.port,
+                )
+            })
+            .collect()
+    });
+    out.push(me);
+    out.sort_by_key(|b| b.0 .0);
+    out
+}
+
+/// The endpoint of broker `id`, if it is registered (or is this broker).
+pub fn broker_endpoint(id: i32) -> Option<(BrokerId, StrBytes, i32)> {
+    all_brokers().into_iter().find(|b| b.0 .0 == id)
+}
+
+/// The active controller as clients see it: the metadata quorum's leader (every node is a
+/// combined broker and controller), or this broker while no leader is known.
+pub fn controller_id() -> BrokerId {
+    let shard = shard::current();
+    BrokerId(
+        shard
+            .quorum_leader()
+            .unwrap_or_else(|| shard.config.node_id()),
+    )
+}
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -3,26 +3,24 @@
 
 use super::*;
 
-/// Key type 0 (group): this broker. Key type 1 (transaction): COORDINATOR_NOT_AVAILABLE, since
-/// transactions are not implemented (clients then fail the transactional producer's init
-/// cleanly instead of talking to a coordinator that cannot answer). Other key types (2 = share
-/// groups): INVALID_REQUEST.
+/// Key type 0 (group): the broker leading the group's `__consumer_offsets` partition
+/// (COORDINATOR_NOT_AVAILABLE while that topic or its leader is missing). Key type 1
+/// (transaction): COORDINATOR_NOT_AVAILABLE, since transactions are not implemented (clients
+/// then fail the transactional producer's init cleanly instead of talking to a coordinator that
+/// cannot answer). Other key types (2 = share groups): INVALID_REQUEST.
 pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let (node, host, port) = this_broker();
-    let offsets_ready = shard::current().with_image(|i| i.topic(OFFSETS_TOPIC).is_some());
-    let answer = |key: &StrBytes| -> (i16, Option<String>) {
+    let answer = |key: &StrBytes| -> Result<(BrokerId, StrBytes, i32), (i16, Option<String>)> {
         match req.key_type {
-            0 if key.is_empty() => (code(E::InvalidRequest), Some("empty group id".into())),
-            0 if !offsets_ready => (code(E::CoordinatorNotAvailable), None),
-            0 => (0, None),
-            1 => (
+            0 if key.is_empty() => Err((code(E::InvalidRequest), Some("empty group id".into()))),
+            0 => group_coordinator(key).ok_or((code(E::CoordinatorNotAvailable), None)),
+            1 => Err((
                 code(E::CoordinatorNotAvailable),
                 Some("transactions are not supported by this broker".into()),
-            ),
-            t => (
+            )),
+            t => Err((
                 code(E::InvalidRequest),
                 Some(format!("unknown key type {t}")),
-            ),
+            )),
         }
     };
     let mut r = FindCoordinatorResponse::default();
@@ -31,40 +29,55 @@ pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordi
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (err, msg) = answer(k);
                 let mut c = Coordinator::default();
                 c.key = k.clone();
-                c.error_code = err;
-                c.error_message = msg.map(str_bytes);
-                if err == 0 {
-                    c.node_id = node;
-                    c.host = host.clone();
-                    c.port = port;
-                } else {
-                    c.node_id = BrokerId(-1);
-                    c.host = str_bytes("");
-                    c.port = -1;
+                match answer(k) {
+                    Ok((node, host, port)) => {
+                        c.node_id = node;
+                        c.host = host;
+                        c.port = port;
+                    }
+                    Err((err, msg)) => {
+                        c.error_code = err;
+                        c.error_message = msg.map(str_bytes);
+                        c.node_id = BrokerId(-1);
+                        c.host = str_bytes("");
+                        c.port = -1;
+                    }
                 }
                 c
             })
             .collect();
         return r;
     }
-    let (err, msg) = answer(&req.key);
-    r.error_code = err;
-    if version >= 1 {
-        r.error_message = msg.map(str_bytes);
-    }
-    if err == 0 {
-        r.node_id = node;
-        r.host = host;
-        r.port = port;
-    } else {
-        r.node_id = BrokerId(-1);
-        r.host = str_bytes("");
-        r.port = -1;
+    match answer(&req.key) {
+        Ok((node, host, port)) => {
+            r.node_id = node;
+            r.host = host;
+            r.port = port;
+        }
+        Err((err, msg)) => {
+            r.error_code = err;
+            if version >= 1 {
+                r.error_message = msg.map(str_bytes);
+            }
+            r.node_id = BrokerId(-1);
+            r.host = str_bytes("");
+            r.port = -1;
+        }
     }
     r
+}
+
+/// The broker leading `group_id`'s `__consumer_offsets` partition, if the topic exists and that
+/// leader is registered.
+fn group_coordinator(group_id: &StrBytes) -> Option<(BrokerId, StrBytes, i32)> {
+    let leader = shard::current().with_image(|i| {
+        let topic = i.topic(OFFSETS_TOPIC)?;
+        let p = partition_for(group_id, topic.partitions.len() as i32);
+        topic.partition(p).map(|m| m.leader)
+    })?;
+    broker_endpoint(leader)
 }
 
 // ---- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -------------------------------------------

@@ -39,7 +39,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{str_bytes, this_broker, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{broker_endpoint, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::group::coordinator::{CommitEntry, FetchedOffset};
 use crate::group::member::{JoinResult, SyncResult};
 use crate::group::state::{JoinRequest, SyncRequest};
@@ -75,7 +75,12 @@ where
     Fut: Future<Output = T> + 'static,
 {
     let Some(owner) = owner_of(group_id) else {
-        return fail(code(E::CoordinatorNotAvailable));
+        // The offsets partition lives on another broker: the client finds it again.
+        let elsewhere = shard::current().with_image(|i| i.topic(OFFSETS_TOPIC).is_some());
+        return fail(code(match elsewhere {
+            true => E::NotCoordinator,
+            false => E::CoordinatorNotAvailable,
+        }));
     };
     let r = submit_to(owner, move || async move {
         match shard::current().groups.get().cloned() {

@@ -1,0 +1,308 @@
+//! Several shardlog processes as one cluster: the metadata quorum (raft-rs over
+//! `controller.listener`) formed by three combined broker/controller nodes, every broker in
+//! every node's Metadata, partitions spread over the brokers and served where they live, the
+//! quorum working on with one node down and that node catching up, and the configurations that
+//! cannot form one quorum refused at start.
+//!
+//! Partition replication is not here yet: every partition has one replica (tests below check
+//! that more is refused rather than pretended).
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Metadata as node `b` alone answers it.
+fn metadata_of(b: &Broker, topic: Option<&str>) -> rdkafka::metadata::Metadata {
+    consumer(&b.bootstrap())
+        .fetch_metadata(topic, TIMEOUT)
+        .expect("metadata")
+}
+
+/// (broker ids, leader of each partition of `topic`) as node `b` sees them.
+fn view(b: &Broker, topic: &str) -> (Vec<i32>, Vec<i32>) {
+    let md = metadata_of(b, Some(topic));
+    let brokers = md.brokers().iter().map(|x| x.id()).collect();
+    let leaders = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.leader()))
+        .collect();
+    (brokers, leaders)
+}
+
+/// Creates `name` through `b`, retrying while the quorum elects a leader.
+fn create_via(b: &Broker, name: &str, partitions: i32, within: Duration) -> Result<(), String> {
+    let admin = b.admin();
+    let deadline = Instant::now() + within;
+    loop {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let opts = admin_opts().operation_timeout(Some(Duration::from_secs(5)));
+        let r = block_on(admin.create_topics([&topic], &opts));
+        let last = match r {
+            Ok(v) => match &v[..] {
+                [Ok(_)] => return Ok(()),
+                other => format!("{other:?}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() > deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn three_nodes_form_one_cluster_and_serve_partitions_where_they_live() {
+    let c = Cluster::start(3, &[]);
+    // Every node lists every broker, under one cluster id.
+    let mut cluster_ids = BTreeSet::new();
+    for b in &c.nodes {
+        let md = metadata_of(b, None);
+        let mut ids: Vec<(i32, i32)> = md.brokers().iter().map(|x| (x.id(), x.port())).collect();
+        ids.sort();
+        let want: Vec<(i32, i32)> = c
+            .nodes
+            .iter()
+            .map(|n| (n.node_id(), n.port() as i32))
+            .collect();
+        assert_eq!(ids, want, "brokers as node {} lists them", b.node_id());
+        let props = std::fs::read_to_string(b.data_dir().join("meta.properties")).unwrap();
+        let id = props
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster.id="))
+            .unwrap()
+            .to_string();
+        cluster_ids.insert(id);
+    }
+    assert_eq!(cluster_ids.len(), 1, "{cluster_ids:?}");
+
+    // A topic created through node 2 is on every node, its leaders spread over all three.
+    create_via(&c.nodes[1], "spread", 6, TIMEOUT).unwrap();
+    for b in &c.nodes {
+        assert!(
+            wait_until(TIMEOUT, || view(b, "spread").1.len() == 6),
+            "node {} never saw the topic",
+            b.node_id()
+        );
+    }
+    let leaders = view(&c.nodes[2], "spread").1;
+    assert_eq!(
+        leaders.iter().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([1, 2, 3]),
+        "{leaders:?}"
+    );
+    for b in &c.nodes {
+        assert_eq!(view(b, "spread").1, leaders, "node {}", b.node_id());
+    }
+
+    // Clients produce to each partition's broker and read it back through any node.
+    let mut p = TestProducer::new(&c.bootstrap(), &[("acks", "all")]);
+    for i in 0..600 {
+        p.send(
+            "spread",
+            None,
+            Some(format!("k{i}").as_bytes()),
+            format!("v{i}").as_bytes(),
+            None,
+        );
+    }
+    let delivered = p.flush(Duration::from_secs(30));
+    assert_eq!(delivered.len(), 600);
+    assert!(delivered.iter().all(|d| d.error.is_none()), "{delivered:?}");
+    let per_partition: HashMap<i32, usize> = delivered.iter().fold(HashMap::new(), |mut m, d| {
+        *m.entry(d.partition).or_default() += 1;
+        m
+    });
+    assert!(per_partition.len() >= 3, "{per_partition:?}");
+    let consumed = consume_all(
+        &c.nodes[2].bootstrap(),
+        "spread",
+        6,
+        600,
+        Duration::from_secs(30),
+    );
+    let values: BTreeSet<Vec<u8>> = consumed
+        .messages
+        .iter()
+        .filter_map(|m| m.payload.clone())
+        .collect();
+    assert_eq!(values.len(), 600);
+
+    // A broker answers for a partition it does not host with NOT_LEADER_OR_FOLLOWER (the
+    // client goes to the leader), never by storing it.
+    let elsewhere = leaders.iter().position(|l| *l != 1).unwrap() as i32;
+    let batch = record_batch(&[(None, b"stray".to_vec())]);
+    let mut req = produce_request("spread", batch.freeze(), 1);
+    req.topic_data[0].partition_data[0].index = elsewhere;
+    let resp: kafka_protocol::messages::ProduceResponse = raw_call(
+        c.nodes[0].addr(),
+        kafka_protocol::messages::ApiKey::Produce,
+        9,
+        &req,
+    );
+    let code = resp.responses[0].partition_responses[0].error_code;
+    assert_eq!(
+        code,
+        kafka_protocol::error::ResponseError::NotLeaderOrFollower.code()
+    );
+
+    // More than one replica is refused until replication exists.
+    let admin = c.nodes[0].admin();
+    let rf3 = NewTopic::new("rf3", 1, TopicReplication::Fixed(3));
+    let r = block_on(admin.create_topics([&rf3], &admin_opts())).unwrap();
+    assert!(
+        matches!(
+            &r[0],
+            Err((
+                _,
+                rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+            ))
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn the_quorum_works_on_with_one_node_down_and_the_node_catches_up() {
+    let mut c = Cluster::start(3, &[]);
+    c.node(1).kill9();
+    // Two of three still commit (after an election if node 1 led).
+    create_via(&c.nodes[1], "while-1-was-down", 2, Duration::from_secs(20)).unwrap();
+    // Back, node 1 has what was committed without it before it accepts clients.
+    c.node(1).restart();
+    let md = metadata_of(&c.nodes[0], Some("while-1-was-down"));
+    assert_eq!(
+        md.topics()[0].partitions().len(),
+        2,
+        "{:?}",
+        md.topics()[0].error()
+    );
+    assert_eq!(view(&c.nodes[0], "while-1-was-down").0, vec![1, 2, 3]);
+
+    // With two of three down nothing commits: the change times out instead of being made on
+    // one node alone.
+    c.node(2).kill9();
+    c.node(3).kill9();
+    let alone = create_via(&c.nodes[0], "alone", 1, Duration::from_secs(1));
+    assert!(alone.is_err(), "a lone voter committed a change");
+    c.node(2).relaunch();
+    c.node(3).relaunch();
+    for id in [2, 3] {
+        c.node(id).await_ready().unwrap();
+    }
+    create_via(&c.nodes[2], "together-again", 1, Duration::from_secs(20)).unwrap();
+    let names = topic_names(&consumer(&c.nodes[0].bootstrap()));
+    assert!(names.contains(&"together-again".to_string()), "{names:?}");
+}
+
+#[test]
+fn configurations_that_cannot_form_one_quorum_stop_the_start() {
+    // node.id not among the voters.
+    let c1 = free_port();
+    let mut b = Broker::launch(
+        BrokerOpts::default()
+            .set("node.id", "1")
+            .set("controller.listener", &format!("127.0.0.1:{c1}"))
+            .set("controller.quorum.voters", &format!("2@127.0.0.1:{c1}")),
+    );
+    let e = b.await_ready().unwrap_err();
+    assert!(e.contains("node.id 1 is not among the voters"), "{e}");
+
+    // Two nodes that disagree on the voters: both stop, each naming the disagreement.
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let two = format!("1@127.0.0.1:{p1},2@127.0.0.1:{p2}");
+    let three = format!("{two},3@127.0.0.1:{p3}");
+    let node = |id: u16, port: u16, voters: &str| {
+        Broker::launch(
+            BrokerOpts::default()
+                .set("node.id", &id.to_string())
+                .set("controller.listener", &format!("127.0.0.1:{port}"))
+                .set("controller.quorum.voters", voters),
+        )
+    };
+    let mut a = node(1, p1, &two);
+    let mut b = node(2, p2, &three);
+    for n in [&mut a, &mut b] {
+        let e = n.await_ready().unwrap_err();
+        assert!(e.contains("controller.quorum.voters disagree"), "{e}");
+    }
+}
+
+#[test]
+fn a_data_directory_of_another_cluster_is_refused() {
+    let mut a = Cluster::start(3, &[]);
+    a.node(3).stop();
+    let foreign = a.node(3).data_dir().to_path_buf();
+    let mut b = Cluster::start(3, &[]);
+    b.node(3).stop();
+    let dir = b.node(3).data_dir().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&foreign, &dir);
+    let e = b.node(3).try_restart().unwrap_err();
+    assert!(e.contains("belongs to cluster"), "{e}");
+    // The others kept running, and logged why node 3 and they cannot form one quorum.
+    let mut logs = String::new();
+    for id in [1, 2] {
+        b.node(id).assert_running();
+        logs.push_str(&b.node(id).log());
+    }
+    assert!(logs.contains("belongs to cluster"), "{logs}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_node_describes_the_quorum_as_its_leader_sees_it() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{
+        ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let c = Cluster::start(3, &[]);
+    let ask = |b: &Broker| {
+        let mut t = TopicData::default();
+        t.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        t.partitions = vec![PartitionData::default()];
+        let mut req = DescribeQuorumRequest::default();
+        req.topics = vec![t];
+        raw_call::<_, DescribeQuorumResponse>(b.addr(), ApiKey::DescribeQuorum, 2, &req)
+    };
+    let mut leaders = BTreeSet::new();
+    for b in &c.nodes {
+        // Followers forward to the leader, which alone knows every voter's progress.
+        let r = ask(b);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (r.error_code, p.error_code),
+            (0, 0),
+            "node {}: {r:?}",
+            b.node_id()
+        );
+        let voters: Vec<i32> = p.current_voters.iter().map(|v| v.replica_id.0).collect();
+        assert_eq!(voters, vec![1, 2, 3], "node {}", b.node_id());
+        assert!(p.high_watermark >= 4, "{p:?}");
+        leaders.insert(p.leader_id.0);
+    }
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+}
