@@ -13,7 +13,8 @@
 # Node N: Kafka listener 127.0.0.1:$((BASE_PORT + N - 1)) (9092, 9093, 9094 by default),
 # quorum listener 127.0.0.1:$((CONTROLLER_BASE_PORT + N - 1)), metrics on
 # 127.0.0.1:$((METRICS_BASE_PORT + N - 1)); data in $CLUSTER_DIR/nodeN, log in
-# $CLUSTER_DIR/nodeN.log. Settings for every node: EXTRA="--set key=value ...".
+# $CLUSTER_DIR/nodeN.log. Settings for every node: EXTRA="--set key=value ...". CLUSTER_BIN: a
+# shardlog binary to use instead of building target/release/shardlog.
 # The cluster id is made once and kept in $CLUSTER_DIR/cluster.id, and every node is started
 # with it, so a data directory of another cluster is refused even at the first start.
 set -euo pipefail
@@ -23,10 +24,10 @@ BASE_PORT=${BASE_PORT:-9092}
 CONTROLLER_BASE_PORT=${CONTROLLER_BASE_PORT:-9192}
 METRICS_BASE_PORT=${METRICS_BASE_PORT:-9644}
 CLUSTER_DIR=${CLUSTER_DIR:-$ROOT/cluster}
-BIN=${SHARDLOG_BIN:-$ROOT/target/release/shardlog}
+BIN=${CLUSTER_BIN:-$ROOT/target/release/shardlog}
 EXTRA=${EXTRA:-}
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 pid_of() { cat "$CLUSTER_DIR/node$1.pid" 2>/dev/null || true; }
 
@@ -52,7 +53,7 @@ voters() {
 
 start() {
     cd "$ROOT"
-    [[ -n ${SHARDLOG_BIN:-} ]] || cargo build --release --bin shardlog
+    [[ -n ${CLUSTER_BIN:-} ]] || cargo build --release --bin shardlog
     mkdir -p "$CLUSTER_DIR"
     [[ -s $CLUSTER_DIR/cluster.id ]] || tr -d '-' </proc/sys/kernel/random/uuid >"$CLUSTER_DIR/cluster.id"
     local id n

@@ -153,6 +153,13 @@ fn main() -> ExitCode {
             filter
         };
         let _ = shardlog::logging::init(shardlog::logging::LogFormat::Text, &filter);
+        // A client command piped into `head` ends quietly when the pipe closes, as Unix tools
+        // do, instead of panicking in `println!` (Rust ignores SIGPIPE by default; the broker
+        // keeps that, since its sockets report EPIPE as errors).
+        // SAFETY: restoring a signal's default disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     match cli.command {
         Command::Cluster(c) => shardlog::cli::run_cluster(c),

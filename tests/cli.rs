@@ -614,3 +614,21 @@ fn bootstrap_from_environment() {
     let v: Value = serde_json::from_str(&out).expect("json");
     assert!(v.is_array());
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    // `shardlog config list | head -1` once head has exited: the pipe's read end is closed
+    // before the command writes anything.
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["config", "list"])
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success(), "{:?}", out.status);
+}
