@@ -306,3 +306,92 @@ fn every_node_describes_the_quorum_as_its_leader_sees_it() {
     }
     assert_eq!(leaders.len(), 1, "{leaders:?}");
 }
+
+/// The leader epoch of each partition of `topic`, as node `b` answers Metadata v12.
+fn leader_epochs(b: &Broker, topic: &str) -> Vec<(i32, i32)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_string(topic.to_string())));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    let r: MetadataResponse = raw_call(b.addr(), ApiKey::Metadata, 12, &req);
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.leader_id.0, p.leader_epoch))
+        .collect()
+}
+
+#[test]
+fn a_silent_broker_is_fenced_and_leads_its_partitions_again_when_it_returns() {
+    let sets = [
+        ("broker.session.timeout.ms", "2000"),
+        ("broker.heartbeat.interval.ms", "200"),
+    ];
+    let mut c = Cluster::start(3, &sets);
+    create_via(&c.nodes[0], "fenced", 6, TIMEOUT).unwrap();
+    assert!(wait_until(TIMEOUT, || view(&c.nodes[0], "fenced").1.len() == 6));
+    let before = leader_epochs(&c.nodes[0], "fenced");
+    let on_3: Vec<usize> = (0..6).filter(|p| before[*p].0 == 3).collect();
+    assert!(!on_3.is_empty(), "{before:?}");
+
+    // Paused past the session: fenced, out of Metadata, its partitions leaderless (their only
+    // replica is on it), the others untouched.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.node(3).pid() as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let fenced = wait_until(Duration::from_secs(20), || {
+        let (brokers, leaders) = view(&c.nodes[0], "fenced");
+        brokers == vec![1, 2] && on_3.iter().all(|p| leaders.get(*p) == Some(&-1))
+    });
+    let during = leader_epochs(&c.nodes[1], "fenced");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.node(3).pid() as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    assert!(fenced, "never fenced: {during:?}");
+    for p in 0..6 {
+        match on_3.contains(&p) {
+            true => assert_eq!(during[p], (-1, before[p].1 + 1), "partition {p}"),
+            false => assert_eq!(during[p], before[p], "partition {p}"),
+        }
+    }
+    let logs: String = c.nodes[..2].iter().map(Broker::log).collect();
+    assert!(logs.contains("fenced broker 3"), "{logs}");
+
+    // Heard again: unfenced, leading its partitions at a new epoch.
+    assert!(
+        wait_until(Duration::from_secs(20), || view(&c.nodes[0], "fenced").0
+            == vec![1, 2, 3]),
+        "never unfenced"
+    );
+    assert!(wait_until(TIMEOUT, || {
+        let after = leader_epochs(&c.nodes[0], "fenced");
+        on_3.iter().all(|p| after[*p] == (3, before[*p].1 + 2))
+    }));
+    // It serves them again.
+    let mut p = TestProducer::new(&c.bootstrap(), &[("acks", "all")]);
+    for part in &on_3 {
+        p.send("fenced", Some(*part as i32), None, b"back", None);
+    }
+    let delivered = p.flush(Duration::from_secs(30));
+    assert!(delivered.iter().all(|d| d.error.is_none()), "{delivered:?}");
+
+    // Killed and restarted: the same, through its new registration.
+    c.node(3).kill9();
+    assert!(wait_until(Duration::from_secs(20), || view(
+        &c.nodes[0],
+        "fenced"
+    )
+    .0 == vec![1, 2]));
+    c.node(3).restart();
+    assert!(wait_until(TIMEOUT, || {
+        let now = leader_epochs(&c.nodes[0], "fenced");
+        on_3.iter().all(|p| now[*p].0 == 3)
+    }));
+}

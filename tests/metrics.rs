@@ -266,6 +266,23 @@ fn metrics_endpoint_reports_per_shard_work() {
         );
     }
 
+    // The cluster's gauges (shard 0): one node is its own active controller, one active
+    // broker, every partition led and in sync.
+    for (name, value) in [
+        ("shardlog_active_controller", 1.0),
+        ("shardlog_active_brokers", 1.0),
+        ("shardlog_fenced_brokers", 0.0),
+        ("shardlog_offline_partitions", 0.0),
+        ("shardlog_under_replicated_partitions", 0.0),
+        ("shardlog_under_min_isr_partitions", 0.0),
+    ] {
+        assert_eq!(sum(&m, name, &[("shard", "0")]), value, "{name}");
+        assert!(
+            m.iter().all(|x| x.name != name || x.labels["shard"] == "0"),
+            "{name}"
+        );
+    }
+
     // Anything but GET /metrics is 404.
     let (status, _, _) = http_get(addr, "/");
     assert_eq!(status, "HTTP/1.1 404 Not Found");

@@ -227,6 +227,7 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
             host,
             port,
             incarnation: Uuid::new_v4(),
+            fenced: false,
         },
     };
     start
@@ -266,7 +267,11 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
     Ok(Box::pin(async move {
         // The transport lives as long as the quorum task.
         let _transport = transport;
-        driver.run().await
+        let watch = async {
+            super::liveness::watch_brokers().await;
+            std::future::pending::<io::Result<()>>().await
+        };
+        futures_lite::future::or(driver.run(), watch).await
     }))
 }
 

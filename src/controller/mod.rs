@@ -10,7 +10,8 @@
 //!
 //! Files: `topics` (create, delete, grow; the partition budget), `assignment` (which brokers
 //! hold a new partition's replicas), `configs` (AlterConfigs and
-//! IncrementalAlterConfigs), `producer_ids` (InitProducerId blocks), `commit` (the controller
+//! IncrementalAlterConfigs), `producer_ids` (InitProducerId blocks), `liveness` (fencing
+//! brokers that fell silent), `commit` (the controller
 //! lock, the proposal), `state_machine` (the metadata as the quorum's state machine),
 //! `bootstrap` (start-up: the quorum's log replayed, an older metadata log converted), `state`.
 
@@ -18,6 +19,7 @@ mod assignment;
 mod bootstrap;
 mod commit;
 mod configs;
+mod liveness;
 mod producer_ids;
 mod state;
 mod state_machine;

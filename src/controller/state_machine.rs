@@ -113,8 +113,27 @@ fn log_change(before: &MetadataImage, record: &MetadataRecord) {
             broker.port,
             broker.incarnation
         ),
+        MetadataRecord::FenceBroker { id, incarnation } => {
+            let led = led_by(before, *id);
+            tracing::warn!(
+                "fenced broker {id} (incarnation {incarnation}): no heartbeat within \
+                 broker.session.timeout.ms; {led} partition(s) it led elect a new leader or go offline"
+            )
+        }
+        MetadataRecord::UnfenceBroker { id, incarnation } => {
+            tracing::info!("unfenced broker {id} (incarnation {incarnation}): heartbeats are back")
+        }
         MetadataRecord::ProducerIdBlock { end } => {
             tracing::debug!("producer ids below {end} reserved")
         }
     }
+}
+
+/// How many partitions broker `id` leads in `image`.
+fn led_by(image: &MetadataImage, id: i32) -> usize {
+    image
+        .topics()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.leader == id)
+        .count()
 }

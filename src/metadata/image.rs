@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::election;
+
 /// One partition as the cluster sees it (Kafka's PartitionRecord / PartitionRegistration).
 /// Invariants: `leader` is one of `replicas` (or -1, no leader); `isr` is a subset of `replicas`;
 /// `leader_epoch` grows with every leader change, `partition_epoch` with every change at all.
@@ -69,6 +71,10 @@ pub struct BrokerMeta {
     pub host: String,
     pub port: i32,
     pub incarnation: Uuid,
+    /// Fenced by the controller (no heartbeat within `broker.session.timeout.ms`): not offered
+    /// to clients, leads nothing, out of every ISR it was not the last member of.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// A change to the metadata. Applied in log order on every shard.
@@ -105,9 +111,21 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         end: i64,
     },
-    /// A broker started (or restarted) and is reachable at its advertised endpoint.
+    /// A broker started (or restarted) and is reachable at its advertised endpoint. It leads
+    /// again the leaderless partitions whose ISR holds it (`election::on_unfence`).
     RegisterBroker {
         broker: BrokerMeta,
+    },
+    /// The controller fenced this incarnation of a broker (Kafka's FenceBrokerRecord); its
+    /// partitions' leadership and ISRs change with it (`election::on_fence`).
+    FenceBroker {
+        id: i32,
+        incarnation: Uuid,
+    },
+    /// The broker's heartbeats are back (Kafka's UnfenceBrokerRecord).
+    UnfenceBroker {
+        id: i32,
+        incarnation: Uuid,
     },
 }
 
@@ -192,7 +210,21 @@ impl MetadataImage {
             });
         }
         for b in target.brokers.values() {
-            if self.brokers.get(&b.id) != Some(b) {
+            let old = self.brokers.get(&b.id);
+            if old.is_some_and(|o| o.incarnation == b.incarnation) {
+                if old.is_some_and(|o| o.fenced != b.fenced) {
+                    out.push(match b.fenced {
+                        true => MetadataRecord::FenceBroker {
+                            id: b.id,
+                            incarnation: b.incarnation,
+                        },
+                        false => MetadataRecord::UnfenceBroker {
+                            id: b.id,
+                            incarnation: b.incarnation,
+                        },
+                    });
+                }
+            } else {
                 out.push(MetadataRecord::RegisterBroker { broker: b.clone() });
             }
         }
@@ -305,6 +337,22 @@ impl MetadataImage {
             {
                 Some(format!("the cluster id is {}, not {id}", self.cluster_id))
             }
+            MetadataRecord::FenceBroker { id, incarnation }
+            | MetadataRecord::UnfenceBroker { id, incarnation } => {
+                let fence = matches!(record, MetadataRecord::FenceBroker { .. });
+                match self.brokers.get(id) {
+                    None => Some(format!("broker {id} is not registered")),
+                    Some(b) if b.incarnation != *incarnation => Some(format!(
+                        "broker {id} registered again (incarnation {}, not {incarnation})",
+                        b.incarnation
+                    )),
+                    Some(b) if b.fenced == fence => Some(format!(
+                        "broker {id} is already {}",
+                        if fence { "fenced" } else { "unfenced" }
+                    )),
+                    Some(_) => None,
+                }
+            }
             _ => None,
         }
     }
@@ -344,8 +392,50 @@ impl MetadataImage {
             }
             MetadataRecord::RegisterBroker { broker } => {
                 self.brokers.insert(broker.id, broker.clone());
+                if !broker.fenced {
+                    self.for_each_partition(|p| election::on_unfence(p, broker.id));
+                }
+            }
+            MetadataRecord::FenceBroker { id, incarnation } => {
+                let Some(b) = self
+                    .brokers
+                    .get_mut(id)
+                    .filter(|b| b.incarnation == *incarnation)
+                else {
+                    return;
+                };
+                b.fenced = true;
+                let fenced: Vec<i32> = self
+                    .brokers
+                    .values()
+                    .filter(|b| b.fenced)
+                    .map(|b| b.id)
+                    .collect();
+                self.for_each_partition(|p| election::on_fence(p, *id, |b| fenced.contains(&b)));
+            }
+            MetadataRecord::UnfenceBroker { id, incarnation } => {
+                let Some(b) = self
+                    .brokers
+                    .get_mut(id)
+                    .filter(|b| b.incarnation == *incarnation)
+                else {
+                    return;
+                };
+                b.fenced = false;
+                self.for_each_partition(|p| election::on_unfence(p, *id));
             }
         }
+    }
+
+    /// Runs `change` on every partition; true if it changed any.
+    fn for_each_partition(&mut self, mut change: impl FnMut(&mut PartitionMeta) -> bool) -> bool {
+        let mut changed = false;
+        for t in self.topics.values_mut() {
+            for p in &mut t.partitions {
+                changed |= change(p);
+            }
+        }
+        changed
     }
 }
 

@@ -7,6 +7,7 @@
 //! its conversion. Which shard of a node serves a partition is not here: each
 //! node places its partitions itself (`node::placement`).
 
+pub mod election;
 pub mod image;
 pub mod json_lines;
 pub mod legacy;

@@ -82,6 +82,12 @@ pub const METRICS: &[MetricDef] = &[
     m("shardlog_cross_shard_calls_total", C, "", "Calls this shard sent to other shards (`submit_to`: partition operations on their owners, metadata broadcasts, scrapes)."),
     m("shardlog_cross_shard_calls_in_flight", G, "", "Calls this shard sent to other shards and is still awaiting (queued on a link or running there)."),
     m("shardlog_cross_shard_jobs_total", C, "", "Calls other shards sent to this shard."),
+    m("shardlog_active_controller", G, "", "1 on the node leading the metadata quorum (the active controller), else 0 (Kafka's ActiveControllerCount). Shard 0 only."),
+    m("shardlog_fenced_brokers", G, "", "Registered brokers the controller has fenced (Kafka's FencedBrokerCount); reported by the active controller, 0 elsewhere. Shard 0 only."),
+    m("shardlog_active_brokers", G, "", "Registered, unfenced brokers (Kafka's ActiveBrokerCount); reported by the active controller, 0 elsewhere. Shard 0 only."),
+    m("shardlog_offline_partitions", G, "", "Partitions without a leader (Kafka's OfflinePartitionsCount); reported by the active controller, 0 elsewhere. Shard 0 only."),
+    m("shardlog_under_replicated_partitions", G, "", "Partitions this node leads whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions). Shard 0 only."),
+    m("shardlog_under_min_isr_partitions", G, "", "Partitions this node leads whose ISR is smaller than their min.insync.replicas (Kafka's UnderMinIsrPartitionCount). Shard 0 only."),
     m("shardlog_cross_shard_jobs_running", G, "", "Calls from other shards running on this shard now (including ones waiting on I/O such as an acks=-1 sync): this shard's cross-shard queue depth. A scrape's own call shows here on shards other than 0."),
 ];
 

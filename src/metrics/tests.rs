@@ -73,6 +73,12 @@ fn full_snapshot(shard: usize) -> ShardSnapshot {
         "shardlog_log_open_files_max",
         "shardlog_cross_shard_calls_in_flight",
         "shardlog_cross_shard_jobs_running",
+        "shardlog_active_controller",
+        "shardlog_fenced_brokers",
+        "shardlog_active_brokers",
+        "shardlog_offline_partitions",
+        "shardlog_under_replicated_partitions",
+        "shardlog_under_min_isr_partitions",
     ] {
         snap.push(name, Value::Gauge(1.0));
     }

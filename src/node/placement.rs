@@ -155,7 +155,9 @@ impl Placement {
             MetadataRecord::ClusterId { .. }
             | MetadataRecord::SetTopicConfigs { .. }
             | MetadataRecord::ProducerIdBlock { .. }
-            | MetadataRecord::RegisterBroker { .. } => Vec::new(),
+            | MetadataRecord::RegisterBroker { .. }
+            | MetadataRecord::FenceBroker { .. }
+            | MetadataRecord::UnfenceBroker { .. } => Vec::new(),
         }
     }
 

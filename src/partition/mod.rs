@@ -64,6 +64,16 @@ impl Partition {
         })
     }
 
+    /// Takes the replica set and leader epoch the metadata now gives this partition; appends
+    /// from here on carry the new epoch.
+    pub fn follow_metadata(&self, replicas: Vec<i32>, leader_epoch: i32) {
+        if leader_epoch != self.leader_epoch.get() {
+            self.leader_epoch.set(leader_epoch);
+            self.log.set_leader_epoch(Some(leader_epoch));
+        }
+        *self.replicas.borrow_mut() = replicas;
+    }
+
     /// The log, for what has no partition-level meaning (retention, producer expiry, configs).
     pub fn log(&self) -> &Rc<PartitionLog> {
         &self.log

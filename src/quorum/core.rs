@@ -66,6 +66,10 @@ pub struct QuorumStatus {
     /// Voters and the highest index each is known to hold (complete on the leader; a follower
     /// knows only itself).
     pub voters: Vec<(u64, u64)>,
+    /// On the leader: milliseconds since each other voter was last heard from (counted from
+    /// when this node became leader, for a voter not heard since); empty elsewhere. Filled in
+    /// by the driver, which sees the messages.
+    pub silent_ms: Vec<(u64, u64)>,
 }
 
 /// A compaction to make durable: the snapshot and the log after it.
@@ -200,6 +204,7 @@ impl QuorumCore {
             commit: raft.raft_log.committed,
             last_index,
             voters,
+            silent_ms: Vec::new(),
         }
     }
 

@@ -144,6 +144,9 @@ pub struct Driver<S> {
     next_tick: u64,
     known_leader: Option<u64>,
     leader_watch: Option<LeaderWatch>,
+    /// When each peer was last heard from (timer milliseconds); on becoming leader every peer
+    /// counts as heard then, so a new leader gives each a full session before judging it.
+    last_heard: HashMap<u64, u64>,
 }
 
 /// What woke the driver.
@@ -176,6 +179,7 @@ impl<S: StateMachine> Driver<S> {
             next_tick: 0,
             known_leader: None,
             leader_watch: None,
+            last_heard: HashMap::new(),
         };
         (driver, QuorumHandle { tx })
     }
@@ -277,10 +281,11 @@ impl<S: StateMachine> Driver<S> {
         match event {
             Event::Input(Input::Propose { record, done }) => self.propose(record, done),
             Event::Input(Input::Peer(m)) => {
+                self.last_heard.insert(m.from, self.timer.now_ms());
                 let _ = self.core.step(m);
             }
             Event::Input(Input::Status(tx)) => {
-                let _ = tx.send(self.core.status());
+                let _ = tx.send(self.status());
             }
             Event::Input(Input::Unreachable(peer)) => self.core.report_unreachable(peer),
             Event::Input(Input::SnapshotSent(peer, ok)) => self.core.report_snapshot(peer, ok),
@@ -296,9 +301,32 @@ impl<S: StateMachine> Driver<S> {
         Ok(true)
     }
 
+    fn status(&self) -> crate::quorum::core::QuorumStatus {
+        let mut status = self.core.status();
+        if status.leader == Some(status.node) {
+            let now = self.timer.now_ms();
+            status.silent_ms = status
+                .voters
+                .iter()
+                .filter(|(id, _)| *id != status.node)
+                .map(|(id, _)| {
+                    let heard = self.last_heard.get(id).copied().unwrap_or(now);
+                    (*id, now.saturating_sub(heard))
+                })
+                .collect();
+        }
+        status
+    }
+
     fn notice_leader(&mut self) {
         let leader = self.core.leader();
         if leader != self.known_leader {
+            if leader == Some(self.core.id()) {
+                let now = self.timer.now_ms();
+                for (id, _) in self.core.status().voters {
+                    self.last_heard.insert(id, now);
+                }
+            }
             self.known_leader = leader;
             if let Some(watch) = &self.leader_watch {
                 watch(leader);

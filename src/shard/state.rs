@@ -93,10 +93,14 @@ impl Shard {
         f(&self.image.borrow())
     }
 
-    /// The shard of this node serving partition `partition` of `topic`, if the topic exists and
-    /// this node hosts that partition.
+    /// The shard of this node serving partition `partition` of `topic` as its leader, if the
+    /// topic exists, this node hosts that partition and leads it (clients produce to and fetch
+    /// from the leader only; a fenced or deposed leader answers NOT_LEADER_OR_FOLLOWER).
     pub fn shard_of(&self, topic: &str, partition: i32) -> Option<usize> {
-        let id = self.with_image(|i| i.topic(topic).map(|t| t.id))?;
+        let id = self.with_image(|i| {
+            let t = i.topic(topic)?;
+            (t.partition(partition)?.leader == self.config.node_id()).then_some(t.id)
+        })?;
         self.placement.borrow().shard_of(&id, partition)
     }
 
@@ -177,6 +181,19 @@ impl Shard {
                 }
             }
         }
+        if matches!(
+            record,
+            MetadataRecord::RegisterBroker { .. }
+                | MetadataRecord::FenceBroker { .. }
+                | MetadataRecord::UnfenceBroker { .. }
+        ) {
+            // Leadership of any partition may have moved with the broker.
+            for (tp, partition) in self.partitions_by_name() {
+                if let Some(meta) = self.with_image(|i| i.partition(&tp.0, tp.1).cloned()) {
+                    partition.follow_metadata(meta.replicas, meta.leader_epoch);
+                }
+            }
+        }
         if let MetadataRecord::SetTopicConfigs { configs, .. } = record {
             // Open logs pick the new settings up for their next append / roll / retention run.
             let config = self.config.log_config(configs);
@@ -231,7 +248,9 @@ impl Shard {
         let name = match record {
             MetadataRecord::ClusterId { .. }
             | MetadataRecord::ProducerIdBlock { .. }
-            | MetadataRecord::RegisterBroker { .. } => return Vec::new(),
+            | MetadataRecord::RegisterBroker { .. }
+            | MetadataRecord::FenceBroker { .. }
+            | MetadataRecord::UnfenceBroker { .. } => return Vec::new(),
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
             | MetadataRecord::DeleteTopic { name }

@@ -45,13 +45,13 @@ pub fn this_broker() -> (BrokerId, StrBytes, i32) {
     )
 }
 
-/// Every registered broker's id and endpoint, in id order (this broker always among them, even
-/// before its registration is applied here).
+/// Every registered, unfenced broker's id and endpoint, in id order (this broker always among
+/// them, even before its registration is applied here).
 pub fn all_brokers() -> Vec<(BrokerId, StrBytes, i32)> {
     let me = this_broker();
     let mut out: Vec<(BrokerId, StrBytes, i32)> = shard::current().with_image(|i| {
         i.brokers()
-            .filter(|b| b.id != me.0 .0)
+            .filter(|b| b.id != me.0 .0 && !b.fenced)
             .map(|b| {
                 (
                     BrokerId(b.id),

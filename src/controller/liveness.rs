@@ -1,0 +1,63 @@
+//! Broker liveness (Kafka's BrokerHeartbeatManager): the quorum's leader fences a broker it has
+//! not heard from within `broker.session.timeout.ms` and unfences it when it is heard again.
+//!
+//! Every node is a voter of the metadata quorum, and a live voter answers the leader's Raft
+//! heartbeats every few hundred milliseconds; those messages are its heartbeats (the quorum's
+//! driver notes when each peer was last heard, `QuorumStatus::silent_ms`). A SIGSTOPped, dead or
+//! cut-off broker falls silent and is fenced; the record's application moves the leadership of
+//! its partitions (`metadata::election`). A new leader gives every broker a full session first.
+
+use super::commit::{commit, controller_lock};
+use super::state;
+use crate::metadata::MetadataRecord;
+use crate::shard::current;
+
+/// Runs on the controller shard for as long as the node does; acts only while this node leads
+/// the quorum.
+pub async fn watch_brokers() {
+    let shard = current();
+    let interval = shard.config.int("broker.heartbeat.interval.ms").max(10) as u64;
+    let session = shard.config.int("broker.session.timeout.ms").max(1) as u64;
+    let me = shard.config.node_id();
+    loop {
+        shard.timer.sleep(interval).await;
+        let Some(quorum) = state::quorum() else {
+            continue;
+        };
+        let Some(status) = quorum.status().await else {
+            return; // the quorum stopped; the node is stopping
+        };
+        if status.leader != Some(status.node) {
+            continue;
+        }
+        let brokers: Vec<_> = shard.with_image(|i| i.brokers().cloned().collect());
+        for b in brokers {
+            let silent = match b.id == me {
+                true => Some(0),
+                false => status
+                    .silent_ms
+                    .iter()
+                    .find(|(id, _)| i64::from(b.id) == *id as i64)
+                    .map(|(_, ms)| *ms),
+            };
+            // A registered broker that is not a voter has no heartbeat here yet.
+            let Some(silent) = silent else { continue };
+            let record = match (b.fenced, silent) {
+                (false, s) if s > session => MetadataRecord::FenceBroker {
+                    id: b.id,
+                    incarnation: b.incarnation,
+                },
+                (true, s) if s <= interval => MetadataRecord::UnfenceBroker {
+                    id: b.id,
+                    incarnation: b.incarnation,
+                },
+                _ => continue,
+            };
+            let lock = controller_lock();
+            let _serial = lock.lock().await;
+            if let Err(e) = commit(record).await {
+                tracing::debug!("broker {} liveness change not made: {e}", b.id);
+            }
+        }
+    }
+}
