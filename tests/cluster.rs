@@ -395,3 +395,90 @@ fn a_silent_broker_is_fenced_and_leads_its_partitions_again_when_it_returns() {
         on_3.iter().all(|p| now[*p].0 == 3)
     }));
 }
+
+#[test]
+fn consumer_groups_are_coordinated_by_the_broker_holding_their_offsets_partition() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, CommitMode};
+    use rdkafka::message::Message;
+
+    let c = Cluster::start(
+        3,
+        &[
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("offsets.topic.num.partitions", "6"),
+        ],
+    );
+    // The offsets partitions, and so the coordinators, are spread over the brokers.
+    let coordinators: BTreeSet<i32> = view(&c.nodes[0], "__consumer_offsets")
+        .1
+        .into_iter()
+        .collect();
+    assert_eq!(coordinators, BTreeSet::from([1, 2, 3]));
+
+    create_via(&c.nodes[0], "grouped", 6, TIMEOUT).unwrap();
+    let mut p = TestProducer::new(&c.bootstrap(), &[("acks", "all")]);
+    for i in 0..300 {
+        p.send(
+            "grouped",
+            Some(i % 6),
+            None,
+            format!("m{i}").as_bytes(),
+            None,
+        );
+    }
+    assert!(p
+        .flush(Duration::from_secs(30))
+        .iter()
+        .all(|d| d.error.is_none()));
+
+    // Bootstrapped from one node only, each consumer finds its coordinator wherever it is.
+    let consume = |group: &str, via: &Broker, stop_after: usize| -> usize {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", via.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["grouped"]).unwrap();
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while seen < stop_after && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                assert!(m.payload().is_some());
+                seen += 1;
+            }
+        }
+        if seen > 0 {
+            consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        }
+        seen
+    };
+    for (i, group) in ["g-one", "g-two", "g-three", "g-four"].iter().enumerate() {
+        let via = &c.nodes[i % 3];
+        assert_eq!(consume(group, via, 300), 300, "group {group}");
+        // Committed: the same group through another node reads nothing more.
+        let other = &c.nodes[(i + 1) % 3];
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", other.bootstrap())
+            .set("group.id", *group)
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for part in 0..6 {
+            tpl.add_partition("grouped", part);
+        }
+        let committed = consumer.committed_offsets(tpl, TIMEOUT).unwrap();
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                other => panic!("group {group}: {other:?}"),
+            })
+            .sum();
+        assert_eq!(total, 300, "group {group}");
+    }
+}
