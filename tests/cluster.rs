@@ -336,6 +336,15 @@ fn a_silent_broker_is_fenced_and_leads_its_partitions_again_when_it_returns() {
     let before = leader_epochs(&c.nodes[0], "fenced");
     let on_3: Vec<usize> = (0..6).filter(|p| before[*p].0 == 3).collect();
     assert!(!on_3.is_empty(), "{before:?}");
+    // One record under the first epoch on each of node 3's partitions.
+    let mut p = TestProducer::new(&c.bootstrap(), &[("acks", "all")]);
+    for part in &on_3 {
+        p.send("fenced", Some(*part as i32), None, b"first", None);
+    }
+    assert!(p
+        .flush(Duration::from_secs(30))
+        .iter()
+        .all(|d| d.error.is_none()));
 
     // Paused past the session: fenced, out of Metadata, its partitions leaderless (their only
     // replica is on it), the others untouched.
@@ -381,6 +390,36 @@ fn a_silent_broker_is_fenced_and_leads_its_partitions_again_when_it_returns() {
     }
     let delivered = p.flush(Duration::from_secs(30));
     assert!(delivered.iter().all(|d| d.error.is_none()), "{delivered:?}");
+
+    // Leader epochs as clients see them (KIP-320): where each epoch ends, and a client with an
+    // older or newer epoch than the leader's is told so.
+    let part = on_3[0] as i32;
+    let (e0, e2) = (before[on_3[0]].1, before[on_3[0]].1 + 2);
+    let node3 = c.node(3).addr();
+    assert_eq!(
+        epoch_end(node3, part, -1, e0),
+        (0, e0, 1),
+        "epoch {e0} ended at the first record"
+    );
+    assert_eq!(
+        epoch_end(node3, part, -1, e0 + 1),
+        (0, e0, 1),
+        "an epoch that appended nothing"
+    );
+    assert_eq!(
+        epoch_end(node3, part, e2, e2),
+        (0, e2, 2),
+        "the current epoch: the log end"
+    );
+    let fenced_code = kafka_protocol::error::ResponseError::FencedLeaderEpoch.code();
+    let unknown_code = kafka_protocol::error::ResponseError::UnknownLeaderEpoch.code();
+    assert_eq!(epoch_end(node3, part, e0, e0).0, fenced_code);
+    assert_eq!(list_latest(node3, part, e0), (fenced_code, -1, -1));
+    assert_eq!(list_latest(node3, part, e2 + 5), (unknown_code, -1, -1));
+    assert_eq!(list_latest(node3, part, -1), (0, 2, e2));
+    // Another broker does not lead it.
+    let not_leader = kafka_protocol::error::ResponseError::NotLeaderOrFollower.code();
+    assert_eq!(epoch_end(c.nodes[0].addr(), part, -1, e0).0, not_leader);
 
     // Killed and restarted: the same, through its new registration.
     c.node(3).kill9();
@@ -481,4 +520,48 @@ fn consumer_groups_are_coordinated_by_the_broker_holding_their_offsets_partition
             .sum();
         assert_eq!(total, 300, "group {group}");
     }
+}
+
+/// OffsetForLeaderEpoch v4 for partition `p` of "fenced": (error, epoch, end offset).
+fn epoch_end(addr: std::net::SocketAddr, p: i32, current: i32, epoch: i32) -> (i16, i32, i64) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut part = OffsetForLeaderPartition::default();
+    part.partition = p;
+    part.current_leader_epoch = current;
+    part.leader_epoch = epoch;
+    let mut t = OffsetForLeaderTopic::default();
+    t.topic = TopicName(StrBytes::from_static_str("fenced"));
+    t.partitions = vec![part];
+    let mut req = OffsetForLeaderEpochRequest::default();
+    req.replica_id = (-1).into();
+    req.topics = vec![t];
+    let r: OffsetForLeaderEpochResponse = raw_call(addr, ApiKey::OffsetForLeaderEpoch, 4, &req);
+    let e = &r.topics[0].partitions[0];
+    (e.error_code, e.leader_epoch, e.end_offset)
+}
+
+/// ListOffsets v7 latest for partition `p` of "fenced": (error, offset, leader epoch).
+fn list_latest(addr: std::net::SocketAddr, p: i32, current: i32) -> (i16, i64, i32) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut part = ListOffsetsPartition::default();
+    part.partition_index = p;
+    part.current_leader_epoch = current;
+    part.timestamp = -1;
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("fenced"));
+    t.partitions = vec![part];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = (-1).into();
+    req.topics = vec![t];
+    let r: ListOffsetsResponse = raw_call(addr, ApiKey::ListOffsets, 7, &req);
+    let e = &r.topics[0].partitions[0];
+    (e.error_code, e.offset, e.leader_epoch)
 }

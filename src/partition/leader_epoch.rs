@@ -102,6 +102,28 @@ impl LeaderEpochCache {
         Ok(())
     }
 
+    /// Kafka's `endOffsetFor`: the end of `requested` epoch in a log ending at `log_end_offset`,
+    /// as `(epoch, end offset)` — the largest epoch not above `requested` and the start of the
+    /// first epoch after it (the log end for the latest epoch). `(-1, -1)` when `requested` is
+    /// undefined (-1) or above every known epoch; a `requested` below every known epoch ends
+    /// where the first known one starts.
+    pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
+        let entries = self.entries.borrow();
+        if requested < 0 {
+            return (-1, -1);
+        }
+        if entries.last().is_some_and(|(e, _)| *e == requested) {
+            return (requested, log_end_offset);
+        }
+        let Some(higher) = entries.iter().find(|(e, _)| *e > requested) else {
+            return (-1, -1);
+        };
+        match entries.iter().rev().find(|(e, _)| *e <= requested) {
+            Some((floor, _)) => (*floor, higher.1),
+            None => (requested, higher.1),
+        }
+    }
+
     /// Drops entries that start at or after `end_offset` (the log was truncated there).
     /// Returns whether anything changed (the caller flushes).
     pub fn truncate_from_end(&self, end_offset: i64) -> bool {
@@ -305,5 +327,25 @@ mod tests {
             std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap(),
             "0\n1\n1 7\n"
         );
+    }
+
+    #[test]
+    fn end_offsets_of_epochs_follow_kafkas_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            let c = LeaderEpochCache::load(dir.path()).await;
+            assert_eq!(c.end_offset_for(0, 10), (-1, -1), "nothing known");
+            c.record(1, 5);
+            c.record(4, 20);
+            c.record(6, 30);
+            assert_eq!(c.end_offset_for(-1, 40), (-1, -1), "undefined");
+            assert_eq!(c.end_offset_for(6, 40), (6, 40), "latest: the log end");
+            assert_eq!(c.end_offset_for(4, 40), (4, 30));
+            // Epochs 2 and 3 appended nothing here: they end where 4 starts, named by 1.
+            assert_eq!(c.end_offset_for(3, 40), (1, 20));
+            assert_eq!(c.end_offset_for(5, 40), (4, 30));
+            assert_eq!(c.end_offset_for(0, 40), (0, 5), "below every known epoch");
+            assert_eq!(c.end_offset_for(7, 40), (-1, -1), "above every known epoch");
+        });
     }
 }

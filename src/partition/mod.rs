@@ -74,6 +74,17 @@ impl Partition {
         *self.replicas.borrow_mut() = replicas;
     }
 
+    /// Where leader epoch `epoch` ends in this replica's log (OffsetForLeaderEpoch):
+    /// `(epoch, end offset)` by Kafka's rules (`LeaderEpochCache::end_offset_for`). The current
+    /// epoch ends at the log end even before anything was appended under it (Kafka's leader
+    /// records its epoch when it takes over; ours at its first append).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        if epoch >= 0 && epoch == self.leader_epoch.get() {
+            return (epoch, self.log.log_end_offset());
+        }
+        self.epochs.end_offset_for(epoch, self.log.log_end_offset())
+    }
+
     /// The log, for what has no partition-level meaning (retention, producer expiry, configs).
     pub fn log(&self) -> &Rc<PartitionLog> {
         &self.log

@@ -66,6 +66,9 @@ apis! {
     ListOffsets 1..=10 => |c, r: ListOffsetsRequest| {
         respond(c, &handlers::list_offsets::handle(r, c.api_version).await)
     },
+    OffsetForLeaderEpoch 2..=4 => |c, r: OffsetForLeaderEpochRequest| {
+        respond(c, &handlers::offset_for_leader_epoch::handle(r).await)
+    },
     CreateTopics 2..=7 => |c, r: CreateTopicsRequest| {
         respond(c, &handlers::topics::create_topics(r, c.api_version).await)
     },
@@ -159,7 +162,7 @@ mod tests {
 
     #[test]
     fn every_offered_range_fits_the_codec_and_encodes() {
-        assert_eq!(OFFERED.len(), 27);
+        assert_eq!(OFFERED.len(), 28);
         for o in OFFERED {
             let v = supported_versions(OFFERED, o.key).expect("offered");
             let c = o.key.valid_versions();

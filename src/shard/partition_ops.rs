@@ -11,6 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::current;
 use crate::log::LogError;
+use crate::partition::Partition;
 use crate::runtime::{now_ms, submit_to};
 use crate::wire::Records;
 
@@ -41,6 +42,8 @@ pub struct OffsetOutcome {
     pub error_code: i16,
     pub offset: i64,
     pub timestamp: i64,
+    /// The partition's current leader epoch (ListOffsets v4+), -1 on errors.
+    pub leader_epoch: i32,
 }
 
 // Kafka's special ListOffsets timestamps.
@@ -56,6 +59,18 @@ fn owner(topic: &str, partition: i32) -> Option<usize> {
 
 fn unknown() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
+}
+
+/// KIP-320: a client's `current_leader_epoch` checked against the partition's (-1: unchecked).
+/// An older one is FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one
+/// UNKNOWN_LEADER_EPOCH (this broker has not heard of it yet).
+fn leader_epoch_error(current_leader_epoch: i32, partition: &Partition) -> Option<i16> {
+    let epoch = partition.leader_epoch();
+    match current_leader_epoch {
+        e if e < 0 || e == epoch => None,
+        e if e < epoch => Some(ResponseError::FencedLeaderEpoch.code()),
+        _ => Some(ResponseError::UnknownLeaderEpoch.code()),
+    }
 }
 
 /// The error for a partition no shard of this node serves: NOT_LEADER_OR_FOLLOWER if it exists
@@ -321,6 +336,8 @@ pub struct ReadRequest {
     pub offset: i64,
     /// The partition's own limit (`partition_max_bytes`).
     pub max_bytes: usize,
+    /// The leader epoch the client knows (Fetch v9+), -1 if none.
+    pub current_leader_epoch: i32,
 }
 
 /// Reads several partitions for one fetch with a byte budget: one cross-shard call per owning
@@ -357,7 +374,7 @@ pub async fn read_many(requests: Vec<ReadRequest>, budget: usize) -> Vec<ReadOut
                         0 => r.max_bytes.min(left.max(1)),
                         _ => r.max_bytes.min(left),
                     };
-                    let o = read(r.topic, r.partition, r.offset, max, used == 0).await;
+                    let o = read(&r, max, used == 0).await;
                     used = used.saturating_add(o.records.len());
                     out.push(o);
                 }
@@ -387,23 +404,26 @@ pub async fn read_many(requests: Vec<ReadRequest>, budget: usize) -> Vec<ReadOut
         .collect()
 }
 
-async fn read(
-    topic: String,
-    partition: i32,
-    offset: i64,
-    max_bytes: usize,
-    min_one: bool,
-) -> ReadOutcome {
+async fn read(r: &ReadRequest, max_bytes: usize, min_one: bool) -> ReadOutcome {
     crate::metrics::with(|m| m.log_reads.inc());
-    let Some(partition) = current().partition(&(topic.clone(), partition)) else {
+    let offset = r.offset;
+    let Some(partition) = current().partition(&(r.topic.clone(), r.partition)) else {
         crate::metrics::with(|m| m.read_errors.inc());
         return ReadOutcome {
-            error_code: missing_log(&topic, partition),
+            error_code: missing_log(&r.topic, r.partition),
             high_watermark: -1,
             log_start_offset: -1,
             records: Records::default(),
         };
     };
+    if let Some(code) = leader_epoch_error(r.current_leader_epoch, &partition) {
+        return ReadOutcome {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Records::default(),
+        };
+    }
     // Consumers read up to the high watermark only; on one node it equals the log end offset.
     let high_watermark = partition.high_watermark();
     // `fetch.zero.copy`: hand back a file range for the connection to sendfile, not the bytes.
@@ -467,36 +487,60 @@ pub async fn delete_records_on_owner(topic: String, partition: i32, offset: i64)
     .unwrap_or((ResponseError::NotLeaderOrFollower.code(), -1))
 }
 
-/// Resolves a ListOffsets timestamp query on the owner.
-pub async fn list_offset_on_owner(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
-    let Some(shard) = owner(&topic, partition) else {
-        return OffsetOutcome {
-            error_code: not_here(&topic, partition),
+impl OffsetOutcome {
+    fn error(error_code: i16) -> OffsetOutcome {
+        OffsetOutcome {
+            error_code,
             offset: -1,
             timestamp: -1,
-        };
-    };
-    submit_to(shard, move || list_offset(topic, partition, timestamp))
-        .await
-        .unwrap_or_else(|_| OffsetOutcome {
-            error_code: ResponseError::NotLeaderOrFollower.code(),
-            offset: -1,
-            timestamp: -1,
-        })
+            leader_epoch: -1,
+        }
+    }
 }
 
-async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOutcome {
-    let Some(partition) = current().partition(&(topic.clone(), partition)) else {
-        return OffsetOutcome {
-            error_code: missing_log(&topic, partition),
-            offset: -1,
-            timestamp: -1,
-        };
+/// Resolves a ListOffsets timestamp query on the owner; `current_leader_epoch` as the client
+/// knows it (-1: unchecked).
+pub async fn list_offset_on_owner(
+    topic: String,
+    partition: i32,
+    timestamp: i64,
+    current_leader_epoch: i32,
+) -> OffsetOutcome {
+    let Some(shard) = owner(&topic, partition) else {
+        return OffsetOutcome::error(not_here(&topic, partition));
     };
+    submit_to(shard, move || {
+        list_offset(topic, partition, timestamp, current_leader_epoch)
+    })
+    .await
+    .unwrap_or_else(|_| OffsetOutcome::error(ResponseError::NotLeaderOrFollower.code()))
+}
+
+async fn list_offset(
+    topic: String,
+    partition: i32,
+    timestamp: i64,
+    current_leader_epoch: i32,
+) -> OffsetOutcome {
+    let Some(partition) = current().partition(&(topic.clone(), partition)) else {
+        return OffsetOutcome::error(missing_log(&topic, partition));
+    };
+    if let Some(code) = leader_epoch_error(current_leader_epoch, &partition) {
+        return OffsetOutcome::error(code);
+    }
+    let mut outcome = list_offset_in(&partition, timestamp).await;
+    if outcome.error_code == 0 {
+        outcome.leader_epoch = partition.leader_epoch();
+    }
+    outcome
+}
+
+async fn list_offset_in(partition: &Partition, timestamp: i64) -> OffsetOutcome {
     let found = |offset| OffsetOutcome {
         error_code: 0,
         offset,
         timestamp: -1,
+        leader_epoch: -1,
     };
     match timestamp {
         LATEST_TIMESTAMP => found(partition.high_watermark()),
@@ -509,11 +553,7 @@ async fn list_offset(topic: String, partition: i32, timestamp: i64) -> OffsetOut
                 .await
                 .map(|r| r.map(|(ts, o)| (o, ts))),
         ),
-        ts if ts < 0 => OffsetOutcome {
-            error_code: ResponseError::InvalidRequest.code(),
-            offset: -1,
-            timestamp: -1,
-        },
+        ts if ts < 0 => OffsetOutcome::error(ResponseError::InvalidRequest.code()),
         ts => lookup_outcome(partition.offset_for_timestamp(ts).await),
     }
 }
@@ -525,21 +565,58 @@ fn lookup_outcome(found: Result<Option<(i64, i64)>, LogError>) -> OffsetOutcome 
             error_code: 0,
             offset,
             timestamp,
+            leader_epoch: -1,
         },
         Ok(None) => OffsetOutcome {
             error_code: 0,
-            offset: -1,
-            timestamp: -1,
+            ..OffsetOutcome::error(0)
         },
         Err(e) => {
             log_storage_error(&e);
-            OffsetOutcome {
-                error_code: e.kafka_error_code(),
-                offset: -1,
-                timestamp: -1,
-            }
+            OffsetOutcome::error(e.kafka_error_code())
         }
     }
+}
+
+/// OffsetForLeaderEpoch on the owner: where `epoch` ends in the leader's log.
+pub struct EpochEndOutcome {
+    pub error_code: i16,
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+
+/// OffsetForLeaderEpoch for one partition, on its leader; `current_leader_epoch` as the asker
+/// knows it (-1: unchecked).
+pub async fn epoch_end_on_owner(
+    topic: String,
+    partition: i32,
+    current_leader_epoch: i32,
+    epoch: i32,
+) -> EpochEndOutcome {
+    let failed = |error_code| EpochEndOutcome {
+        error_code,
+        leader_epoch: -1,
+        end_offset: -1,
+    };
+    let Some(shard) = owner(&topic, partition) else {
+        return failed(not_here(&topic, partition));
+    };
+    submit_to(shard, move || async move {
+        let Some(p) = current().partition(&(topic.clone(), partition)) else {
+            return failed(missing_log(&topic, partition));
+        };
+        if let Some(code) = leader_epoch_error(current_leader_epoch, &p) {
+            return failed(code);
+        }
+        let (leader_epoch, end_offset) = p.end_offset_for_epoch(epoch);
+        EpochEndOutcome {
+            error_code: 0,
+            leader_epoch,
+            end_offset,
+        }
+    })
+    .await
+    .unwrap_or_else(|_| failed(ResponseError::NotLeaderOrFollower.code()))
 }
 
 fn log_storage_error(e: &LogError) {

@@ -24,6 +24,7 @@ struct Want {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    current_leader_epoch: i32,
 }
 
 /// The response and the buffer to encode it into: record data is registered with the buffer, so
@@ -50,12 +51,14 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
             };
             let key = (t.topic.0.to_string(), t.topic_id, p.partition);
             match seen.get(&key) {
                 Some(&i) => {
                     wants[i].offset = want.offset;
                     wants[i].max_bytes = want.max_bytes;
+                    wants[i].current_leader_epoch = want.current_leader_epoch;
                 }
                 None => {
                     seen.insert(key, wants.len());
@@ -171,6 +174,7 @@ async fn read_all(
                     partition: w.partition,
                     offset: w.offset,
                     max_bytes: w.max_bytes,
+                    current_leader_epoch: w.current_leader_epoch,
                 });
             }
             None => positions.push(None),

@@ -20,6 +20,7 @@ pub async fn handle(req: ListOffsetsRequest, version: i16) -> ListOffsetsRespons
                 name.clone(),
                 p.partition_index,
                 p.timestamp,
+                p.current_leader_epoch,
             ));
         }
         shape.push((t.name, parts));
@@ -38,7 +39,7 @@ pub async fn handle(req: ListOffsetsRequest, version: i16) -> ListOffsetsRespons
             pr.timestamp = o.timestamp;
             // leader_epoch exists from v4 on; encoding a non-default value earlier is an error.
             if version >= 4 && o.error_code == 0 {
-                pr.leader_epoch = 0;
+                pr.leader_epoch = o.leader_epoch;
             }
             t.partitions.push(pr);
         }
