@@ -422,6 +422,110 @@ impl PartitionLog {
             .await
     }
 
+    /// A follower's append (Kafka's `appendAsFollower`): record batches exactly as the leader
+    /// wrote them — offsets, leader epochs, timestamps and producer fields kept — after the
+    /// checks every byte from the network gets (lengths, CRC, `max.message.bytes`). The first
+    /// batch must start at this log's end and each next one where the previous ended: a gap or
+    /// an overlap is refused (the follower truncates or fetches again). Producer state is
+    /// replayed from the batches, as recovery does, so a retry to this replica once it leads is
+    /// still de-duplicated. A set larger than a segment goes in as several appends, rolling
+    /// between them. `records` must hold whole batches (the fetcher drops a cut-off tail).
+    /// Returns the offsets appended and the `(epoch, first offset)` of each leader epoch that
+    /// starts in them, for the leader-epoch cache.
+    pub async fn append_as_follower(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Vec<(i32, i64)>), LogError> {
+        self.check_writable()?;
+        let cfg = self.config.borrow().clone();
+        let spans = split_and_validate(&records, cfg.max_message_bytes)?;
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let base_offset = self.log_end_offset.get();
+        let mut next = base_offset;
+        let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
+        let mut max_ts = -1i64;
+        for span in &spans {
+            let h = &span.header;
+            if h.base_offset != next || h.last_offset_delta < 0 {
+                return Err(LogError::InvalidRecord(format!(
+                    "replicated batch at offset {} but the log continues at {next}",
+                    h.base_offset
+                )));
+            }
+            next = h
+                .base_offset
+                .checked_add(i64::from(h.last_offset_delta) + 1)
+                .ok_or_else(|| {
+                    LogError::InvalidRecord("replicated batch overflows the offset space".into())
+                })?;
+            let latest = epoch_starts.last().map(|e| e.0);
+            if latest.is_none_or(|e| h.partition_leader_epoch > e) {
+                epoch_starts.push((h.partition_leader_epoch, h.base_offset));
+            }
+            max_ts = max_ts.max(h.max_timestamp);
+        }
+        // Whole batches, in groups that each fit a segment.
+        let mut group_start = 0usize;
+        while group_start < spans.len() {
+            let mut group_end = group_start + 1;
+            let first_pos = spans[group_start].pos;
+            let end_of = |i: usize| spans[i].pos + spans[i].header.total_len();
+            while group_end < spans.len()
+                && (end_of(group_end) - first_pos) as u64 <= cfg.segment_bytes()
+            {
+                group_end += 1;
+            }
+            let group = &spans[group_start..group_end];
+            let bytes = (end_of(group_end - 1) - first_pos) as u64;
+            let count = group
+                .iter()
+                .map(|s| i64::from(s.header.last_offset_delta) + 1)
+                .sum();
+            self.maybe_roll_locked(&cfg, now_ms, bytes, count).await?;
+            let active = self.active()?;
+            let placed: Vec<PlacedBatch> = group
+                .iter()
+                .map(|s| PlacedBatch {
+                    rel_pos: s.pos - first_pos,
+                    header: s.header,
+                })
+                .collect();
+            active
+                .append(
+                    &[&records[first_pos..first_pos + bytes as usize]],
+                    &placed,
+                    cfg.index_interval_bytes,
+                    now_ms,
+                )
+                .await?;
+            let group_next = group
+                .last()
+                .map_or(self.log_end_offset.get(), |s| s.header.next_offset());
+            self.log_end_offset.set(group_next);
+            let mut producers = self.producers.borrow_mut();
+            group.iter().for_each(|s| producers.replay(&s.header));
+            producers.set_map_end_offset(group_next);
+            producers.enforce_limit(cfg.max_producer_ids);
+            drop(producers);
+            group_start = group_end;
+        }
+        Ok((
+            AppendInfo {
+                base_offset,
+                last_offset: next - 1,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset.get(),
+                max_timestamp: max_ts,
+                duplicate: false,
+            },
+            epoch_starts,
+        ))
+    }
+
     fn check_writable(&self) -> Result<(), LogError> {
         if self.closed.get() {
             return Err(LogError::Closed);

@@ -1241,3 +1241,93 @@ fn logs_with_more_segments_than_the_descriptor_budget_append_roll_read_sync_and_
         crate::runtime::file_cache::set_budget(0);
     });
 }
+
+/// A follower's log fed what a leader's log reads back ends up byte for byte the same: offsets,
+/// leader epochs and producer state kept, segments rolled where they must be.
+#[test]
+fn a_follower_log_is_a_byte_for_byte_copy_of_the_leaders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (leader_dir, follower_dir) = (dir.path().join("l"), dir.path().join("f"));
+    run_local(async {
+        let small = LogConfig {
+            segment_bytes: 2048,
+            ..cfg()
+        };
+        let leader = PartitionLog::open(&leader_dir, small.clone())
+            .await
+            .unwrap();
+        leader.set_leader_epoch(Some(3));
+        fill(&leader, 5, 4, 1_000).await;
+        leader.set_leader_epoch(Some(7));
+        let idem = batch_builder::idempotent_batch(3, 2_000, 20, 42, 1, 0);
+        leader.append_hw(Bytes::from(idem), 2_000).await.unwrap();
+        fill(&leader, 20, 3, 3_000).await;
+        let all = read_everything(&leader).await;
+        assert!(
+            leader.segment_count() > 1,
+            "the test wants several segments"
+        );
+
+        let follower = PartitionLog::open(&follower_dir, small).await.unwrap();
+        // In two fetches, cut at a batch boundary.
+        let first_two: usize = batches(&all)[..2].iter().map(|h| h.total_len()).sum();
+        let (info, epochs) = follower
+            .append_as_follower(all.slice(..first_two), 9_000)
+            .await
+            .unwrap();
+        assert_eq!((info.base_offset, epochs), (0, vec![(3, 0)]));
+        let (info, epochs) = follower
+            .append_as_follower(all.slice(first_two..), 9_000)
+            .await
+            .unwrap();
+        assert_eq!(info.last_offset, leader.log_end_offset() - 1);
+        assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 7]);
+        assert_eq!(epochs[1].1, 20, "epoch 7 starts after five batches of four");
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        // (Reads stop at the high watermark, which the leader tells a follower.)
+        assert_eq!(follower.high_watermark(), 0);
+        follower.set_high_watermark(follower.log_end_offset());
+        assert_eq!(read_everything(&follower).await, all);
+        assert!(follower.segment_count() > 1);
+        assert_eq!(
+            follower.producer_state(42).map(|p| p.last_seq()),
+            leader.producer_state(42).map(|p| p.last_seq())
+        );
+        assert_all_readable(&follower).await;
+
+        // Anything but the next offset is refused and changes nothing.
+        let end = follower.log_end_offset();
+        let again = follower.append_as_follower(all.clone(), 9_000).await;
+        assert!(
+            matches!(again, Err(LogError::InvalidRecord(_))),
+            "{again:?}"
+        );
+        let mut corrupt = all.slice(..first_two).to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        assert!(follower
+            .append_as_follower(Bytes::from(corrupt), 9_000)
+            .await
+            .is_err());
+        assert_eq!(follower.log_end_offset(), end);
+
+        // And it survives a reopen as it is.
+        follower.close().await.unwrap();
+        let reopened = PartitionLog::open(&follower_dir, cfg()).await.unwrap();
+        assert_eq!(reopened.log_end_offset(), end);
+        reopened.set_high_watermark(end);
+        assert_eq!(read_everything(&reopened).await, all);
+    });
+}
+
+/// The whole log, read segment by segment.
+async fn read_everything(log: &PartitionLog) -> Bytes {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let b = log.read(offset, 1 << 20, true).await.unwrap();
+        offset = batches(&b).last().unwrap().next_offset();
+        out.extend_from_slice(&b);
+    }
+    Bytes::from(out)
+}

@@ -15,6 +15,7 @@
 //! - `replicas` names node ids, never cores; the local node is always one of them.
 
 pub mod leader_epoch;
+pub mod replicas;
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
