@@ -305,6 +305,26 @@ fn every_node_describes_the_quorum_as_its_leader_sees_it() {
         leaders.insert(p.leader_id.0);
     }
     assert_eq!(leaders.len(), 1, "{leaders:?}");
+
+    // The operator's view through any node: three brokers, the controller, three voters.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["cluster", "info", "--format", "json", "--bootstrap"])
+        .arg(c.nodes[2].bootstrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["brokers"].as_array().unwrap().len(), 3, "{v}");
+    let leader = *leaders.iter().next().unwrap();
+    assert_eq!(v["controller_id"], leader);
+    assert_eq!(v["quorum"]["leader_id"], leader);
+    let voters: Vec<i64> = v["quorum"]["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["node_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3]);
 }
 
 /// The leader epoch of each partition of `topic`, as node `b` answers Metadata v12.

@@ -333,6 +333,12 @@ fn cluster_info_human_and_json() {
     assert_eq!(v["topics"], 1);
     assert_eq!(v["brokers"][0]["port"], b.port() as i64);
     assert!(!v["cluster_id"].as_str().unwrap().is_empty());
+    // The metadata quorum: this node alone, leading, nothing lagging.
+    assert!(out.contains("Metadata quorum: leader 1, epoch"), "{out}");
+    assert_eq!(v["quorum"]["leader_id"], 1);
+    assert_eq!(v["quorum"]["voters"].as_array().unwrap().len(), 1);
+    assert_eq!(v["quorum"]["voters"][0]["lag"], 0);
+    assert!(v["quorum"]["high_watermark"].as_i64().unwrap() >= 3, "{v}");
 }
 
 fn json_lines(out: &str) -> Vec<Value> {

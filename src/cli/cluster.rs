@@ -1,7 +1,13 @@
-//! `shardlog cluster info`: DescribeCluster (where the broker offers it) and Metadata.
+//! `shardlog cluster info`: DescribeCluster (where the broker offers it) and Metadata, and the
+//! metadata quorum (DescribeQuorum, where offered): its leader, epoch, high watermark and each
+//! voter's log end and lag.
 
 use clap::Subcommand;
-use kafka_protocol::messages::{DescribeClusterRequest, MetadataResponse};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    DescribeClusterRequest, DescribeQuorumRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::client::{Client, Target};
@@ -24,6 +30,21 @@ struct BrokerView {
 }
 
 #[derive(Serialize)]
+struct VoterView {
+    node_id: i32,
+    log_end_offset: i64,
+    lag: i64,
+}
+
+#[derive(Serialize)]
+struct QuorumView {
+    leader_id: i32,
+    leader_epoch: i32,
+    high_watermark: i64,
+    voters: Vec<VoterView>,
+}
+
+#[derive(Serialize)]
 struct ClusterView {
     cluster_id: Option<String>,
     controller_id: i32,
@@ -31,6 +52,8 @@ struct ClusterView {
     topics: usize,
     internal_topics: usize,
     partitions: usize,
+    /// The metadata quorum, if the broker answers DescribeQuorum.
+    quorum: Option<QuorumView>,
 }
 
 pub fn run(client: &mut Client, cmd: ClusterCommand, format: Format) -> Result<()> {
@@ -71,6 +94,7 @@ fn info(client: &mut Client, format: Format) -> Result<()> {
             .filter(|t| t.error_code == 0)
             .map(|t| t.partitions.len())
             .sum(),
+        quorum: None,
     };
     // DescribeCluster is the authoritative answer where offered (Kafka 2.8+); Metadata suffices
     // for older brokers.
@@ -101,6 +125,12 @@ fn info(client: &mut Client, format: Format) -> Result<()> {
             .collect();
     }
     view.brokers.sort_by_key(|b| b.node_id);
+    if client
+        .version::<DescribeQuorumRequest>(Target::Bootstrap)
+        .is_ok()
+    {
+        view.quorum = quorum(client)?;
+    }
     match format {
         Format::Json => print_json(&view),
         Format::Human => {
@@ -122,7 +152,63 @@ fn info(client: &mut Client, format: Format) -> Result<()> {
                 ]);
             }
             t.print();
+            if let Some(q) = &view.quorum {
+                println!();
+                println!(
+                    "Metadata quorum: leader {}, epoch {}, high watermark {}",
+                    q.leader_id, q.leader_epoch, q.high_watermark
+                );
+                let mut t = Table::new(&["VOTER", "LOG END", "LAG"]);
+                for v in &q.voters {
+                    t.row(vec![
+                        v.node_id.to_string(),
+                        v.log_end_offset.to_string(),
+                        v.lag.to_string(),
+                    ]);
+                }
+                t.print();
+            }
             Ok(())
         }
     }
+}
+
+/// The metadata quorum as `kafka-metadata-quorum describe --status --replication` shows it;
+/// `None` if the broker has no quorum to describe.
+fn quorum(client: &mut Client) -> Result<Option<QuorumView>> {
+    let (_, r) = client.call(Target::Bootstrap, |_| {
+        let mut p = PartitionData::default();
+        p.partition_index = 0;
+        let mut t = TopicData::default();
+        t.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+        t.partitions = vec![p];
+        let mut req = DescribeQuorumRequest::default();
+        req.topics = vec![t];
+        req
+    })?;
+    if r.error_code != 0 {
+        return Ok(None);
+    }
+    let Some(p) = r.topics.first().and_then(|t| t.partitions.first()) else {
+        return Ok(None);
+    };
+    if p.error_code != 0 {
+        return Ok(None);
+    }
+    let mut voters: Vec<VoterView> = p
+        .current_voters
+        .iter()
+        .map(|v| VoterView {
+            node_id: v.replica_id.0,
+            log_end_offset: v.log_end_offset,
+            lag: (p.high_watermark - v.log_end_offset).max(0),
+        })
+        .collect();
+    voters.sort_by_key(|v| v.node_id);
+    Ok(Some(QuorumView {
+        leader_id: p.leader_id.0,
+        leader_epoch: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        voters,
+    }))
 }
