@@ -585,3 +585,40 @@ fn list_latest(addr: std::net::SocketAddr, p: i32, current: i32) -> (i16, i64, i
     let e = &r.topics[0].partitions[0];
     (e.error_code, e.offset, e.leader_epoch)
 }
+
+#[test]
+fn a_broker_stopped_with_sigterm_hands_its_partitions_over_before_it_exits() {
+    // Default session (9 s): the handover must not wait for it.
+    let mut c = Cluster::start(3, &[]);
+    create_via(&c.nodes[0], "handover", 6, TIMEOUT).unwrap();
+    assert!(wait_until(TIMEOUT, || view(&c.nodes[0], "handover")
+        .1
+        .len()
+        == 6));
+    let before = view(&c.nodes[0], "handover").1;
+    let on_2: Vec<usize> = (0..6).filter(|p| before[*p] == 2).collect();
+    assert!(!on_2.is_empty(), "{before:?}");
+    let stopped = Instant::now();
+    let status = c.node(2).terminate();
+    assert!(status.success(), "{status:?}");
+    // Already fenced when it exited: out of Metadata, its partitions offline (one replica).
+    let (brokers, leaders) = view(&c.nodes[0], "handover");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(brokers, vec![1, 3]);
+    assert!(on_2.iter().all(|p| leaders[*p] == -1), "{leaders:?}");
+    assert!(
+        c.node(2).log().contains("controlled shutdown"),
+        "{}",
+        c.node(2).log()
+    );
+    // Back: it leads them again.
+    c.node(2).restart();
+    assert!(wait_until(TIMEOUT, || {
+        let (brokers, leaders) = view(&c.nodes[0], "handover");
+        brokers == vec![1, 2, 3] && on_2.iter().all(|p| leaders[*p] == 2)
+    }));
+}

@@ -228,6 +228,7 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
             port,
             incarnation: Uuid::new_v4(),
             fenced: false,
+            shutting_down: false,
         },
     };
     start

@@ -46,8 +46,10 @@ pub async fn watch_brokers() {
                 (false, s) if s > session => MetadataRecord::FenceBroker {
                     id: b.id,
                     incarnation: b.incarnation,
+                    controlled: false,
                 },
-                (true, s) if s <= interval => MetadataRecord::UnfenceBroker {
+                // A broker shutting down stays fenced until it registers again.
+                (true, s) if s <= interval && !b.shutting_down => MetadataRecord::UnfenceBroker {
                     id: b.id,
                     incarnation: b.incarnation,
                 },
@@ -59,5 +61,44 @@ pub async fn watch_brokers() {
                 tracing::debug!("broker {} liveness change not made: {e}", b.id);
             }
         }
+    }
+}
+
+/// How long a stopping broker waits for its controlled shutdown to commit.
+const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
+
+/// Controlled shutdown (Kafka's `wantShutDown` heartbeat): before a broker of a cluster stops,
+/// it has itself fenced, so the partitions it leads move to other in-sync replicas (or go
+/// offline at once) instead of waiting out its session. Best effort and bounded: without a
+/// quorum the broker stops anyway and is fenced when its session runs out. A node alone has
+/// nobody to hand over to and skips it.
+pub async fn controlled_shutdown() {
+    let shard = current();
+    if shard.config.quorum_voters().map_or(true, |v| v.len() < 2) {
+        return;
+    }
+    let me = shard.config.node_id();
+    let Some(b) = shard.with_image(|i| i.broker(me).cloned()) else {
+        return;
+    };
+    if b.shutting_down {
+        return;
+    }
+    let fence = async {
+        let lock = controller_lock();
+        let _serial = lock.lock().await;
+        commit(MetadataRecord::FenceBroker {
+            id: me,
+            incarnation: b.incarnation,
+            controlled: true,
+        })
+        .await
+    };
+    match shard.timer.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_MS, fence).await {
+        Ok(Ok(())) => tracing::info!("controlled shutdown: leadership handed over"),
+        Ok(Err(e)) => tracing::warn!("controlled shutdown not committed: {e}"),
+        Err(_) => tracing::warn!(
+            "controlled shutdown not committed within {CONTROLLED_SHUTDOWN_TIMEOUT_MS} ms; stopping anyway"
+        ),
     }
 }

@@ -35,6 +35,12 @@ use crate::runtime::{submit_to, SubmitError};
 /// The shard that runs the controller and the metadata quorum.
 pub const CONTROLLER_SHARD: usize = 0;
 
+/// Before this node stops: its controlled shutdown (see `liveness::controlled_shutdown`), run on
+/// the controller shard.
+pub async fn controlled_shutdown() {
+    let _ = submit_to(CONTROLLER_SHARD, liveness::controlled_shutdown).await;
+}
+
 /// Creates topics; one outcome per spec, in order.
 pub async fn create_topics(specs: Vec<TopicSpec>) -> Result<Vec<TopicOutcome>, SubmitError> {
     submit_to(CONTROLLER_SHARD, move || topics::create_topics(specs)).await

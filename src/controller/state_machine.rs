@@ -113,11 +113,19 @@ fn log_change(before: &MetadataImage, record: &MetadataRecord) {
             broker.port,
             broker.incarnation
         ),
-        MetadataRecord::FenceBroker { id, incarnation } => {
+        MetadataRecord::FenceBroker {
+            id,
+            incarnation,
+            controlled,
+        } => {
             let led = led_by(before, *id);
+            let why = match controlled {
+                true => "controlled shutdown",
+                false => "no heartbeat within broker.session.timeout.ms",
+            };
             tracing::warn!(
-                "fenced broker {id} (incarnation {incarnation}): no heartbeat within \
-                 broker.session.timeout.ms; {led} partition(s) it led elect a new leader or go offline"
+                "fenced broker {id} (incarnation {incarnation}): {why}; {led} partition(s) it \
+                 led elect a new leader or go offline"
             )
         }
         MetadataRecord::UnfenceBroker { id, incarnation } => {

@@ -75,6 +75,10 @@ pub struct BrokerMeta {
     /// to clients, leads nothing, out of every ISR it was not the last member of.
     #[serde(default)]
     pub fenced: bool,
+    /// Fenced because it is shutting down (controlled shutdown): stays fenced until it
+    /// registers again, whatever its heartbeats say meanwhile.
+    #[serde(default)]
+    pub shutting_down: bool,
 }
 
 /// A change to the metadata. Applied in log order on every shard.
@@ -121,6 +125,10 @@ pub enum MetadataRecord {
     FenceBroker {
         id: i32,
         incarnation: Uuid,
+        /// The broker asked for it (controlled shutdown, Kafka's `wantShutDown`): it leads
+        /// nothing from now on and stays fenced until it registers again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        controlled: bool,
     },
     /// The broker's heartbeats are back (Kafka's UnfenceBrokerRecord).
     UnfenceBroker {
@@ -212,11 +220,12 @@ impl MetadataImage {
         for b in target.brokers.values() {
             let old = self.brokers.get(&b.id);
             if old.is_some_and(|o| o.incarnation == b.incarnation) {
-                if old.is_some_and(|o| o.fenced != b.fenced) {
+                if old.is_some_and(|o| o.fenced != b.fenced || o.shutting_down != b.shutting_down) {
                     out.push(match b.fenced {
                         true => MetadataRecord::FenceBroker {
                             id: b.id,
                             incarnation: b.incarnation,
+                            controlled: b.shutting_down,
                         },
                         false => MetadataRecord::UnfenceBroker {
                             id: b.id,
@@ -337,7 +346,7 @@ impl MetadataImage {
             {
                 Some(format!("the cluster id is {}, not {id}", self.cluster_id))
             }
-            MetadataRecord::FenceBroker { id, incarnation }
+            MetadataRecord::FenceBroker { id, incarnation, .. }
             | MetadataRecord::UnfenceBroker { id, incarnation } => {
                 let fence = matches!(record, MetadataRecord::FenceBroker { .. });
                 match self.brokers.get(id) {
@@ -346,10 +355,16 @@ impl MetadataImage {
                         "broker {id} registered again (incarnation {}, not {incarnation})",
                         b.incarnation
                     )),
-                    Some(b) if b.fenced == fence => Some(format!(
-                        "broker {id} is already {}",
-                        if fence { "fenced" } else { "unfenced" }
-                    )),
+                    // A controlled shutdown still marks an already fenced broker.
+                    Some(b)
+                        if b.fenced == fence
+                            && !(fence && controlled_fence(record) && !b.shutting_down) =>
+                    {
+                        Some(format!(
+                            "broker {id} is already {}",
+                            if fence { "fenced" } else { "unfenced" }
+                        ))
+                    }
                     Some(_) => None,
                 }
             }
@@ -396,7 +411,11 @@ impl MetadataImage {
                     self.for_each_partition(|p| election::on_unfence(p, broker.id));
                 }
             }
-            MetadataRecord::FenceBroker { id, incarnation } => {
+            MetadataRecord::FenceBroker {
+                id,
+                incarnation,
+                controlled,
+            } => {
                 let Some(b) = self
                     .brokers
                     .get_mut(id)
@@ -405,6 +424,7 @@ impl MetadataImage {
                     return;
                 };
                 b.fenced = true;
+                b.shutting_down |= *controlled;
                 let fenced: Vec<i32> = self
                     .brokers
                     .values()
@@ -437,6 +457,17 @@ impl MetadataImage {
         }
         changed
     }
+}
+
+/// True for a FenceBroker record of a controlled shutdown.
+fn controlled_fence(record: &MetadataRecord) -> bool {
+    matches!(
+        record,
+        MetadataRecord::FenceBroker {
+            controlled: true,
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -523,5 +554,62 @@ mod tests {
         assert!(i.refusal(&grow).unwrap().contains("no longer has 1"));
         i.apply(&grow);
         assert_eq!(i.topic("t").unwrap().partitions.len(), 3);
+    }
+
+    fn broker(id: i32, incarnation: u128) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker: BrokerMeta {
+                id,
+                host: "h".into(),
+                port: 9000 + id,
+                incarnation: Uuid::from_u128(incarnation),
+                fenced: false,
+                shutting_down: false,
+            },
+        }
+    }
+
+    #[test]
+    fn fencing_moves_leadership_and_a_new_registration_takes_it_back() {
+        let mut t = topic("t", 1, 2);
+        t.partitions[1] = PartitionMeta::single(2);
+        let mut i = image(&[
+            broker(1, 10),
+            broker(2, 20),
+            MetadataRecord::CreateTopic { topic: t },
+        ]);
+        let fence = |id, inc, controlled| MetadataRecord::FenceBroker {
+            id,
+            incarnation: Uuid::from_u128(inc),
+            controlled,
+        };
+        // Another incarnation's fence, or an unknown broker's, does not fit.
+        assert!(i.refusal(&fence(1, 11, false)).is_some());
+        assert!(i.refusal(&fence(7, 10, false)).is_some());
+        i.apply(&fence(1, 10, false));
+        assert!(i.broker(1).unwrap().fenced);
+        assert_eq!(i.partition("t", 0).unwrap().leader, -1);
+        assert_eq!(
+            i.partition("t", 1).unwrap().leader,
+            2,
+            "another broker's partition"
+        );
+        assert!(i.refusal(&fence(1, 10, false)).is_some(), "already fenced");
+        // A controlled shutdown still marks an already fenced broker...
+        assert!(i.refusal(&fence(1, 10, true)).is_none());
+        i.apply(&fence(1, 10, true));
+        assert!(i.broker(1).unwrap().shutting_down);
+        // ...and a snapshot carries that over.
+        let mut other = image(&[broker(1, 10), broker(2, 20)]);
+        for r in other.changes_to(&i) {
+            other.apply(&r);
+        }
+        assert_eq!(other.broker(1), i.broker(1));
+        assert_eq!(other.partition("t", 0), i.partition("t", 0));
+        // Registering again (a restart) unfences and leads again, at a new epoch.
+        i.apply(&broker(1, 12));
+        let p = i.partition("t", 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (1, 2));
+        assert!(!i.broker(1).unwrap().fenced);
     }
 }

@@ -20,6 +20,12 @@ use crate::shard::{self, Shard};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
+/// Set once the controlled shutdown is done (or skipped): shards keep serving until then, so
+/// the leadership handover is published to all of them before they close.
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+/// How long a shard waits for the controlled shutdown before closing anyway (it is bounded by
+/// 5 s itself).
+const HANDOVER_WAIT_MS: u64 = 7_000;
 
 /// Asks every shard to stop (signal handler, or a fatal startup error).
 pub fn request_shutdown() {
@@ -253,6 +259,20 @@ async fn run_shard(id: usize, config: BrokerConfig) {
     ));
     while !shutdown_requested() {
         sleep(Duration::from_millis(100)).await;
+    }
+    if id == controller::CONTROLLER_SHARD {
+        // Only a broker that started fully hands over; a failed start just stops.
+        if EXIT_CODE.load(Ordering::SeqCst) == 0 {
+            controller::controlled_shutdown().await;
+        }
+        HANDED_OVER.store(true, Ordering::SeqCst);
+    } else {
+        let waited = now_ms();
+        while !HANDED_OVER.load(Ordering::SeqCst)
+            && now_ms().saturating_sub(waited) < HANDOVER_WAIT_MS as i64
+        {
+            sleep(Duration::from_millis(20)).await;
+        }
     }
     shard.close_all().await;
     // Group-commit effectiveness, read by bench/run-durability.sh until metrics exist.
