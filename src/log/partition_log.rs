@@ -1011,6 +1011,60 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Cuts the log back so it ends before `offset` (Kafka's `truncateTo`, for a replica whose
+    /// tail diverges from the new leader's log): every batch from the one containing `offset`
+    /// on is removed — later segments deleted, the containing one cut — and the producer state
+    /// rebuilt from what remains (snapshots past the new end deleted). The high watermark and
+    /// the flushed offset come down with the end. Returns the new log end offset (`offset`, or
+    /// the base of the batch that contained it). An `offset` at or past the end changes
+    /// nothing; one below the log start offset is refused.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        let _guard = self.serial.lock().await?;
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
+        if offset >= end {
+            return Ok(end);
+        }
+        if offset < start {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let (doomed, containing) = {
+            let mut segs = self.segments.borrow_mut();
+            let later: Vec<i64> = segs.range(offset + 1..).map(|(b, _)| *b).collect();
+            let doomed: Vec<Rc<Segment>> = later.iter().filter_map(|b| segs.remove(b)).collect();
+            (doomed, segs.values().next_back().cloned())
+        };
+        for seg in &doomed {
+            seg.remove_files().await?;
+        }
+        let Some(containing) = containing else {
+            return Err(LogError::Corrupt(format!(
+                "{}: no segment holds offset {offset}",
+                self.dir.display()
+            )));
+        };
+        containing.truncate_to(offset).await?;
+        let new_end = containing.next_offset();
+        self.log_end_offset.set(new_end);
+        self.high_watermark
+            .set(self.high_watermark.get().min(new_end));
+        self.flushed_offset
+            .set(self.flushed_offset.get().min(new_end));
+        self.dir_dirty.set(true);
+        let segs: Vec<Rc<Segment>> = self.segments.borrow().values().cloned().collect();
+        let loaded = producer_state::load(&self.dir, &segs, start, new_end).await?;
+        *self.producers.borrow_mut() = loaded.state;
+        tracing::info!(dir = %self.dir.display(), from = end, to = new_end,
+            "log truncated to match the leader");
+        Ok(new_end)
+    }
+
     /// DeleteRecords: makes `offset` (at most the high watermark) the log start offset, so
     /// records below it are gone for consumers, and deletes the segments entirely below it
     /// (never the active one). The new start is durable before anything is removed. Returns

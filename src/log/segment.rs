@@ -603,6 +603,38 @@ impl Segment {
         Ok(())
     }
 
+    /// Drops every batch from the one containing `offset` on (a replica cut back to where its
+    /// log agrees with the leader's): the file and both indexes are cut and the segment's end
+    /// and max timestamp recomputed from the batches that remain. Nothing changes if `offset`
+    /// is past this segment.
+    pub(crate) async fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        let Some((pos, _)) = self.find_batch(offset, self.size()).await? else {
+            return Ok(());
+        };
+        self.truncate_log(pos).await?;
+        let (mut next, mut max_ts, mut offset_of_max) = (self.base_offset, -1i64, -1i64);
+        let end = self
+            .scan(0, pos, false, |_, h| {
+                next = h.next_offset();
+                if h.max_timestamp > max_ts {
+                    max_ts = h.max_timestamp;
+                    offset_of_max = h.base_offset;
+                }
+                true
+            })
+            .await?;
+        if let ScanEnd::Invalid { pos, reason } = end {
+            return Err(LogError::Corrupt(format!(
+                "{} at {pos}: {reason}",
+                self.log.path().display()
+            )));
+        }
+        self.time_index.truncate_to_offset(next).await?;
+        self.set_recovered(pos, next, max_ts, offset_of_max, self.roll_base_ms());
+        self.mark_dirty();
+        Ok(())
+    }
+
     /// Read one batch header at `pos` (for probing an index entry).
     pub(crate) async fn header_at(&self, pos: u64) -> Option<BatchHeader> {
         let b = self.log.read_at(pos, HEADER_LEN).await.ok()?;

@@ -1331,3 +1331,85 @@ async fn read_everything(log: &PartitionLog) -> Bytes {
     }
     Bytes::from(out)
 }
+
+/// A replica's log cut back to where it agrees with its leader: whole batches from the one
+/// holding the offset on are gone (later segments deleted, the containing one cut), the
+/// producer state forgets them, appends continue at the new end, and a reopen finds the same.
+#[test]
+fn truncation_cuts_back_to_a_batch_boundary_and_appends_continue_there() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let small = LogConfig {
+            segment_bytes: 2048,
+            ..cfg()
+        };
+        let log = PartitionLog::open(dir.path(), small.clone()).await.unwrap();
+        fill(&log, 30, 4, 1_000).await; // offsets 0..120, several segments
+        let before_idem = log.log_end_offset();
+        let idem = batch_builder::idempotent_batch(3, 5_000, 20, 42, 0, 0);
+        log.append_hw(Bytes::from(idem.clone()), 5_000)
+            .await
+            .unwrap();
+        fill(&log, 30, 4, 6_000).await;
+        let all = read_everything(&log).await;
+        let bases: Vec<i64> = batches(&all).iter().map(|h| h.base_offset).collect();
+        let segments_before = log.segment_count();
+        assert!(segments_before > 3, "{segments_before} segments");
+
+        // Past the end, or below the start: nothing / refused.
+        let end = log.log_end_offset();
+        assert_eq!(log.truncate_to(end + 5).await.unwrap(), end);
+        // Mid-batch: the whole batch holding the offset goes.
+        let cut = log.truncate_to(before_idem + 1).await.unwrap();
+        assert_eq!(cut, before_idem);
+        assert_eq!(log.log_end_offset(), before_idem);
+        assert!(log.high_watermark() <= before_idem);
+        assert!(log.segment_count() < segments_before);
+        let kept = read_everything(&log).await;
+        assert_eq!(
+            &all[..kept.len()],
+            &kept[..],
+            "what remains is the original prefix"
+        );
+        assert_eq!(batches(&kept).last().unwrap().next_offset(), before_idem);
+        assert!(
+            log.producer_state(42).is_none(),
+            "the producer's batch was cut away"
+        );
+        assert_all_readable(&log).await;
+
+        // The producer's batch is not a duplicate any more: it goes in again, at the new end.
+        let again = log.append_hw(Bytes::from(idem), 7_000).await.unwrap();
+        assert_eq!((again.base_offset, again.duplicate), (before_idem, false));
+        assert_eq!(log.producer_state(42).map(|p| p.last_seq()), Some(2));
+        let mid = bases[3];
+        assert_eq!(log.truncate_to(mid).await.unwrap(), mid, "a batch boundary");
+        let more = log
+            .append_hw(Bytes::from(batch_builder::batch(2, 8_000, 20)), 8_000)
+            .await
+            .unwrap();
+        assert_eq!(more.base_offset, mid);
+        assert_all_readable(&log).await;
+
+        // Reopened: the same log.
+        let end = log.log_end_offset();
+        let content = read_everything(&log).await;
+        log.close().await.unwrap();
+        let reopened = PartitionLog::open(dir.path(), small.clone()).await.unwrap();
+        assert_eq!(reopened.log_end_offset(), end);
+        assert_eq!(read_everything(&reopened).await, content);
+
+        // All the way back to the start.
+        assert_eq!(reopened.truncate_to(0).await.unwrap(), 0);
+        assert_eq!(reopened.log_end_offset(), 0);
+        let first = reopened
+            .append_hw(Bytes::from(batch_builder::batch(1, 9_000, 20)), 9_000)
+            .await
+            .unwrap();
+        assert_eq!(first.base_offset, 0);
+        reopened.close().await.unwrap();
+        let last = PartitionLog::open(dir.path(), small).await.unwrap();
+        assert_eq!(last.log_end_offset(), 1);
+        assert_eq!(last.segment_count(), 1);
+    });
+}

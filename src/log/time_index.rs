@@ -134,6 +134,18 @@ impl TimeIndex {
         self.inner.replace(v).await
     }
 
+    /// Drops entries pointing at `end_offset` or beyond (the log was truncated there), in
+    /// memory and on disk.
+    pub async fn truncate_to_offset(&self, end_offset: i64) -> io::Result<()> {
+        let keep = self
+            .inner
+            .entries()
+            .iter()
+            .take_while(|e| self.base_offset + i64::from(e.relative_offset) < end_offset)
+            .count();
+        self.inner.truncate_entries(keep).await
+    }
+
     pub async fn fdatasync(&self) -> io::Result<()> {
         self.inner.fdatasync().await
     }

@@ -3,8 +3,12 @@
 //! consumers may read (the high watermark).
 //!
 //! Replication (issue 16) lives here: follower fetch state, the ISR, and a high watermark held
-//! at the minimum the ISR has. Today every partition is a leader whose ISR is itself, so the
-//! high watermark follows the log end after every append — through
+//! at the minimum the ISR has. Built so far, each with its tests: the leader's view of its
+//! followers (`replicas::ReplicaSet`), a follower's append of the leader's batches and its
+//! high watermark ([`Partition::append_as_follower`]), cutting a divergent tail back
+//! ([`Partition::truncate_to`]) and where an epoch ends ([`Partition::end_offset_for_epoch`]).
+//! Not wired yet (no replica fetcher): every partition has one replica and leads alone, so
+//! the high watermark follows the log end after every append — through
 //! [`Partition::maybe_increment_high_watermark`], the function replication changes.
 //!
 //! # Invariants
@@ -131,6 +135,51 @@ impl Partition {
         Ok(info)
     }
 
+    /// Appends records fetched from the leader as this replica's follower (the leader's
+    /// offsets and epochs kept, `PartitionLog::append_as_follower`), recording each leader
+    /// epoch that starts in them; the high watermark follows `leader_high_watermark`, never
+    /// past this log's end.
+    pub async fn append_as_follower(
+        &self,
+        records: Bytes,
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let (info, epoch_starts) = self.log.append_as_follower(records, now_ms).await?;
+        let mut changed = false;
+        for (epoch, start) in epoch_starts {
+            changed |= self.epochs.record(epoch, start);
+        }
+        if changed {
+            if let Err(e) = self.epochs.flush(false).await {
+                tracing::warn!(error = %e, "writing the leader-epoch checkpoint");
+            }
+        }
+        self.follow_high_watermark(leader_high_watermark);
+        Ok(info)
+    }
+
+    /// A follower's high watermark: the leader's, as far as this log reaches.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        if hw > self.log.high_watermark() {
+            self.log.set_high_watermark(hw);
+        }
+    }
+
+    /// Cuts this replica's log back before `offset`, where it diverges from the leader's
+    /// (`PartitionLog::truncate_to`), and the leader-epoch cache with it. Returns the new log
+    /// end offset.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        let end = self.log.truncate_to(offset).await?;
+        if self.epochs.truncate_from_end(end) {
+            if let Err(e) = self.epochs.flush(true).await {
+                tracing::warn!(error = %e, "rewriting the leader-epoch checkpoint after truncation");
+            }
+        }
+        Ok(end)
+    }
+
     /// Moves the high watermark to what every in-sync replica has. On one node the ISR is this
     /// replica alone: the log end.
     fn maybe_increment_high_watermark(&self) {
@@ -244,6 +293,48 @@ mod tests {
                 .unwrap();
             assert_eq!(p.leader_epochs(), vec![(0, 0), (2, 5)]);
             assert_eq!(p.replicas(), vec![1]);
+        });
+    }
+
+    /// A follower copies a leader's batches with their epochs, follows its high watermark, and
+    /// cuts back a divergent tail with the epochs that started in it.
+    #[test]
+    fn a_follower_keeps_the_leaders_epochs_and_truncates_them_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, f) = (dir.path().join("l"), dir.path().join("f"));
+        run_local(async {
+            let leader = Partition::open(&l, LogConfig::default(), vec![1, 2], 3)
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                leader
+                    .append_from_client(Bytes::from(batch_builder::batch(2, 1000, 10)), 1000)
+                    .await
+                    .unwrap();
+            }
+            leader.follow_metadata(vec![1, 2], 5);
+            leader
+                .append_from_client(Bytes::from(batch_builder::batch(2, 1000, 10)), 1000)
+                .await
+                .unwrap();
+            let all = leader.read(0, 1 << 20, true).await.unwrap();
+            let follower = Partition::open(&f, LogConfig::default(), vec![1, 2], 5)
+                .await
+                .unwrap();
+            // A new follower log: its high watermark waits for the leader's.
+            follower.log().set_high_watermark(0);
+            let info = follower.append_as_follower(all, 4, 2000).await.unwrap();
+            assert_eq!((info.base_offset, info.last_offset), (0, 5));
+            assert_eq!(follower.leader_epochs(), vec![(3, 0), (5, 4)]);
+            assert_eq!(follower.high_watermark(), 4);
+            follower.follow_high_watermark(100);
+            assert_eq!(follower.high_watermark(), 6, "never past its own end");
+            assert_eq!(follower.end_offset_for_epoch(3), (3, 4));
+            // The leader of epoch 5 is gone and the new one never had its batch: cut it.
+            assert_eq!(follower.truncate_to(4).await.unwrap(), 4);
+            assert_eq!(follower.leader_epochs(), vec![(3, 0)]);
+            assert_eq!(follower.log_end_offset(), 4);
+            assert_eq!(follower.high_watermark(), 4);
         });
     }
 }
