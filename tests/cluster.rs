@@ -622,3 +622,85 @@ fn a_broker_stopped_with_sigterm_hands_its_partitions_over_before_it_exits() {
         brokers == vec![1, 2, 3] && on_2.iter().all(|p| leaders[*p] == 2)
     }));
 }
+
+/// Frames and hellos on the controller listener as a hostile client would send them: each is
+/// refused or ends its connection, and the quorum goes on.
+#[test]
+fn hostile_bytes_on_the_controller_listener_never_hurt_the_quorum() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let c = Cluster::start(3, &[]);
+    let target = format!("127.0.0.1:{}", c.controller_ports[0]);
+    let frame = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    // Reads until the peer closes (or 10 s pass): whether it closed, and what it sent.
+    let until_closed = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (true, got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                // Closed with our bytes unread: a reset.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, got),
+                Err(_) => return (false, got),
+            }
+        }
+    };
+    let voters = format!(
+        "[[1,\"127.0.0.1:{}\"],[2,\"127.0.0.1:{}\"],[3,\"127.0.0.1:{}\"]]",
+        c.controller_ports[0], c.controller_ports[1], c.controller_ports[2]
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a 4 GiB length", vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3]),
+        ("a hello that is not JSON", frame(b"\x00garbage{{{")),
+        (
+            "a non-voter",
+            frame(format!("{{\"node\":9,\"voters\":{voters},\"cluster_id\":null}}").as_bytes()),
+        ),
+        (
+            "a voter with garbage after its hello",
+            [
+                frame(format!("{{\"node\":2,\"voters\":{voters},\"cluster_id\":null}}").as_bytes()),
+                frame(&[0xff; 64]),
+            ]
+            .concat(),
+        ),
+        (
+            "a message larger than the limit",
+            [
+                frame(format!("{{\"node\":3,\"voters\":{voters},\"cluster_id\":null}}").as_bytes()),
+                (64u32 << 20).to_be_bytes().to_vec(),
+            ]
+            .concat(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut s = TcpStream::connect(&target).unwrap();
+        s.write_all(&bytes).unwrap();
+        let (closed, answer) = until_closed(&mut s);
+        assert!(closed, "{what}: the connection stayed open");
+        if what.contains("non-voter") {
+            assert!(
+                String::from_utf8_lossy(&answer).contains("not another voter"),
+                "{what}: {answer:?}"
+            );
+        }
+    }
+    // The quorum still commits, through the node that took all that.
+    create_via(
+        &c.nodes[0],
+        "after-hostile-peers",
+        1,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    for b in &c.nodes {
+        assert!(b.panics_in_log().is_empty());
+    }
+}
