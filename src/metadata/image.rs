@@ -416,11 +416,7 @@ impl MetadataImage {
                 incarnation,
                 controlled,
             } => {
-                let Some(b) = self
-                    .brokers
-                    .get_mut(id)
-                    .filter(|b| b.incarnation == *incarnation)
-                else {
+                let Some(b) = self.incarnation_mut(*id, incarnation) else {
                     return;
                 };
                 b.fenced = true;
@@ -434,17 +430,21 @@ impl MetadataImage {
                 self.for_each_partition(|p| election::on_fence(p, *id, |b| fenced.contains(&b)));
             }
             MetadataRecord::UnfenceBroker { id, incarnation } => {
-                let Some(b) = self
-                    .brokers
-                    .get_mut(id)
-                    .filter(|b| b.incarnation == *incarnation)
-                else {
+                let Some(b) = self.incarnation_mut(*id, incarnation) else {
                     return;
                 };
                 b.fenced = false;
                 self.for_each_partition(|p| election::on_unfence(p, *id));
             }
         }
+    }
+
+    /// Broker `id` if `incarnation` is its current registration (a fence or unfence of an
+    /// earlier one does nothing).
+    fn incarnation_mut(&mut self, id: i32, incarnation: &Uuid) -> Option<&mut BrokerMeta> {
+        self.brokers
+            .get_mut(&id)
+            .filter(|b| b.incarnation == *incarnation)
     }
 
     /// Runs `change` on every partition; true if it changed any.

@@ -211,7 +211,7 @@ async fn greet(me: &Identity, addr: &str, timer: &Timer) -> Result<Conn, Failure
     };
     let mut conn = connect(target, Duration::from_millis(1_000)).await?;
     let hello = serde_json::to_vec(me).map_err(io::Error::other)?;
-    conn.write_all(&frame(&hello)).await?;
+    conn.write_all(&wire::frame(&hello)).await?;
     let answer = timer
         .timeout(HELLO_TIMEOUT_MS, read_frame(&mut conn, MAX_HELLO))
         .await
@@ -396,14 +396,7 @@ pub fn acceptable(m: &Message, me: u64, from: u64) -> bool {
 
 async fn answer(conn: &mut Conn, a: Answer) -> io::Result<()> {
     let body = serde_json::to_vec(&a).map_err(io::Error::other)?;
-    conn.write_all(&frame(&body)).await
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + body.len());
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
+    conn.write_all(&wire::frame(&body)).await
 }
 
 /// One frame's body, refusing a length over `max` before reading it.

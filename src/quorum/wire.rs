@@ -14,10 +14,15 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 /// `m` as a frame.
 pub fn encode(m: &Message) -> Result<Vec<u8>, String> {
     let body = m.write_to_bytes().map_err(|e| e.to_string())?;
+    Ok(frame(&body))
+}
+
+/// `body` behind its `u32` length (every frame between quorum nodes: messages, hellos).
+pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    out.extend_from_slice(body);
+    out
 }
 
 /// The body length a frame header announces, if acceptable.
