@@ -102,6 +102,26 @@ fn log_change(before: &MetadataImage, record: &MetadataRecord) {
             partitions.len(),
             before.topic(name).map_or(0, |t| t.partitions.len()) + partitions.len()
         ),
+        MetadataRecord::SetPartitions {
+            name, partitions, ..
+        } => {
+            let before = before
+                .topic(name)
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
+            for (i, (old, new)) in before.iter().zip(partitions).enumerate() {
+                if old != new {
+                    tracing::info!(
+                        "partition {name}-{i}: leader {} -> {} (epoch {}), ISR {:?} -> {:?}",
+                        old.leader,
+                        new.leader,
+                        new.leader_epoch,
+                        old.isr,
+                        new.isr
+                    );
+                }
+            }
+        }
         MetadataRecord::SetTopicConfigs { name, configs } => {
             tracing::info!("changed the configuration of topic {name}: overrides now {configs:?}")
         }

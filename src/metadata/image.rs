@@ -130,6 +130,15 @@ pub enum MetadataRecord {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         controlled: bool,
     },
+    /// A topic's partitions as they now are — leader, ISR, epochs (Kafka's PartitionChangeRecord,
+    /// whole): a follower catching up from a snapshot takes changes this way, never by
+    /// re-creating the topic (which would delete its partitions' data). Applied only to the
+    /// topic with this id and as many partitions.
+    SetPartitions {
+        name: String,
+        id: Uuid,
+        partitions: Vec<PartitionMeta>,
+    },
     /// The broker's heartbeats are back (Kafka's UnfenceBrokerRecord).
     UnfenceBroker {
         id: i32,
@@ -248,22 +257,30 @@ impl MetadataImage {
             match self.topic(&t.name).filter(|o| o.id == t.id) {
                 None => out.push(MetadataRecord::CreateTopic { topic: t.clone() }),
                 Some(old) => {
-                    if t.partitions.len() > old.partitions.len()
-                        && t.partitions.starts_with(&old.partitions)
-                    {
-                        out.push(MetadataRecord::AddPartitions {
-                            name: t.name.clone(),
-                            partitions: t.partitions[old.partitions.len()..].to_vec(),
-                            first: Some(old.partitions.len()),
-                        });
-                    } else if t.partitions != old.partitions {
-                        // Replicas or epochs changed in a way no record here expresses yet:
-                        // take the topic as the snapshot has it.
+                    let (had, has) = (old.partitions.len(), t.partitions.len());
+                    if has < had {
+                        // Partitions never shrink: a snapshot that says so is taken as it is.
                         out.push(MetadataRecord::DeleteTopic {
                             name: t.name.clone(),
                         });
                         out.push(MetadataRecord::CreateTopic { topic: t.clone() });
                         continue;
+                    }
+                    if has > had {
+                        out.push(MetadataRecord::AddPartitions {
+                            name: t.name.clone(),
+                            partitions: t.partitions[had..].to_vec(),
+                            first: Some(had),
+                        });
+                    }
+                    if t.partitions[..had] != old.partitions[..] {
+                        // Leaders, ISRs, epochs moved (fencing, elections): changed in place,
+                        // never by re-creating the topic (that would delete its data here).
+                        out.push(MetadataRecord::SetPartitions {
+                            name: t.name.clone(),
+                            id: t.id,
+                            partitions: t.partitions.clone(),
+                        });
                     }
                     if t.configs != old.configs {
                         out.push(MetadataRecord::SetTopicConfigs {
@@ -335,6 +352,20 @@ impl MetadataImage {
             {
                 Some(format!("The topic '{name}' does not exist."))
             }
+            MetadataRecord::SetPartitions {
+                name,
+                id,
+                partitions,
+            } if self
+                .topics
+                .get(name)
+                .is_none_or(|t| t.id != *id || t.partitions.len() != partitions.len()) =>
+            {
+                Some(format!(
+                    "The topic '{name}' with id {id} and {} partitions does not exist.",
+                    partitions.len()
+                ))
+            }
             MetadataRecord::ProducerIdBlock { end } if *end <= self.producer_id_block_end => {
                 Some(format!(
                     "{BLOCK_TAKEN}: ids below {} are reserved",
@@ -395,6 +426,19 @@ impl MetadataImage {
             MetadataRecord::SetTopicConfigs { name, configs } => {
                 if let Some(t) = self.topics.get_mut(name) {
                     t.configs = configs.clone();
+                }
+            }
+            MetadataRecord::SetPartitions {
+                name,
+                id,
+                partitions,
+            } => {
+                if let Some(t) = self
+                    .topics
+                    .get_mut(name)
+                    .filter(|t| t.id == *id && t.partitions.len() == partitions.len())
+                {
+                    t.partitions = partitions.clone();
                 }
             }
             MetadataRecord::ProducerIdBlock { end } => {
@@ -611,5 +655,35 @@ mod tests {
         let p = i.partition("t", 0).unwrap();
         assert_eq!((p.leader, p.leader_epoch), (1, 2));
         assert!(!i.broker(1).unwrap().fenced);
+    }
+
+    #[test]
+    fn a_snapshot_moves_leaders_in_place_and_never_recreates_a_topic() {
+        let mut t = topic("t", 1, 2);
+        let before = image(&[MetadataRecord::CreateTopic { topic: t.clone() }]);
+        t.partitions[1].leader = -1;
+        t.partitions[1].leader_epoch = 4;
+        t.partitions.push(PartitionMeta::single(2));
+        let after = image(&[MetadataRecord::CreateTopic { topic: t.clone() }]);
+        let changes = before.changes_to(&after);
+        assert!(
+            changes
+                .iter()
+                .all(|r| !matches!(r, MetadataRecord::DeleteTopic { .. })),
+            "{changes:?}"
+        );
+        let mut caught_up = before.clone();
+        for r in &changes {
+            assert_eq!(caught_up.refusal(r), None, "{r:?}");
+            caught_up.apply(r);
+        }
+        assert_eq!(caught_up.topic("t"), after.topic("t"));
+        // Another incarnation of the name, or another partition count, is refused.
+        let stale = MetadataRecord::SetPartitions {
+            name: "t".into(),
+            id: Uuid::from_u128(99),
+            partitions: t.partitions.clone(),
+        };
+        assert!(caught_up.refusal(&stale).is_some());
     }
 }

@@ -147,6 +147,8 @@ impl Placement {
                 grown.partitions.extend_from_slice(partitions);
                 self.place_topic(&grown, node, shards).into_iter().collect()
             }
+            // Replicas do not move yet (no reassignment): leaders and ISRs change in place.
+            MetadataRecord::SetPartitions { .. } => Vec::new(),
             MetadataRecord::DeleteTopic { name } => image
                 .topic(name)
                 .map(|t| PlacementRecord::Forget { topic: t.id })

@@ -186,6 +186,7 @@ impl Shard {
             MetadataRecord::RegisterBroker { .. }
                 | MetadataRecord::FenceBroker { .. }
                 | MetadataRecord::UnfenceBroker { .. }
+                | MetadataRecord::SetPartitions { .. }
         ) {
             // Leadership of any partition may have moved with the broker.
             for (tp, partition) in self.partitions_by_name() {
@@ -253,6 +254,7 @@ impl Shard {
             | MetadataRecord::UnfenceBroker { .. } => return Vec::new(),
             MetadataRecord::CreateTopic { topic } => &topic.name,
             MetadataRecord::AddPartitions { name, .. }
+            | MetadataRecord::SetPartitions { name, .. }
             | MetadataRecord::DeleteTopic { name }
             | MetadataRecord::SetTopicConfigs { name, .. } => name,
         };
