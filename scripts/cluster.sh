@@ -25,23 +25,28 @@ CONTROLLER_BASE_PORT=${CONTROLLER_BASE_PORT:-9192}
 METRICS_BASE_PORT=${METRICS_BASE_PORT:-9644}
 CLUSTER_DIR=${CLUSTER_DIR:-$ROOT/cluster}
 BIN=${CLUSTER_BIN:-$ROOT/target/release/shardlog}
+# Absolute from here on: `start` changes directory, the other commands do not.
+mkdir -p "$CLUSTER_DIR"
+CLUSTER_DIR=$(cd "$CLUSTER_DIR" && pwd)
+[[ $BIN == /* ]] || BIN=$PWD/$BIN
 EXTRA=${EXTRA:-}
 
 usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 pid_of() { cat "$CLUSTER_DIR/node$1.pid" 2>/dev/null || true; }
 
+# Node N runs if its recorded pid is alive and is that node's broker (its command line names
+# the node's data directory), not some other process that got the pid since.
 running() {
     local pid
     pid=$(pid_of "$1")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && grep -q shardlog "/proc/$pid/cmdline" 2>/dev/null
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$CLUSTER_DIR/node$1"
 }
 
 node_arg() {
     [[ ${1:-} =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= NODES)) || { echo "node must be 1..$NODES" >&2; exit 2; }
 }
-
-accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 voters() {
     local v="" n
@@ -57,9 +62,14 @@ start() {
     mkdir -p "$CLUSTER_DIR"
     [[ -s $CLUSTER_DIR/cluster.id ]] || tr -d '-' </proc/sys/kernel/random/uuid >"$CLUSTER_DIR/cluster.id"
     local id n
+    local -A from
     id=$(cat "$CLUSTER_DIR/cluster.id")
     for ((n = 1; n <= NODES; n++)); do
         if running "$n"; then continue; fi
+        # Readiness is read from this start's part of the log (a port that accepts could be
+        # somebody else's).
+        from[$n]=1
+        [[ -f $CLUSTER_DIR/node$n.log ]] && from[$n]=$(($(wc -l <"$CLUSTER_DIR/node$n.log") + 1))
         # shellcheck disable=SC2086 # EXTRA is a list of arguments
         nohup "$BIN" start --data-dir "$CLUSTER_DIR/node$n" \
             --listen "127.0.0.1:$((BASE_PORT + n - 1))" --cores 1 \
@@ -72,8 +82,9 @@ start() {
         echo "node $n: pid $!, Kafka 127.0.0.1:$((BASE_PORT + n - 1)), log $CLUSTER_DIR/node$n.log"
     done
     for ((n = 1; n <= NODES; n++)); do
+        [[ -n ${from[$n]:-} ]] || continue
         local deadline=$((SECONDS + 60))
-        until accepts $((BASE_PORT + n - 1)); do
+        until tail -n "+${from[$n]}" "$CLUSTER_DIR/node$n.log" | grep -q "ready: accepting Kafka connections"; do
             if ! running "$n"; then
                 echo "node $n exited; last lines of its log:" >&2
                 tail -n 20 "$CLUSTER_DIR/node$n.log" >&2
@@ -101,7 +112,7 @@ stop() {
         if running "$n"; then
             pid=$(pid_of "$n")
             kill -CONT "$pid" 2>/dev/null || true
-            kill -TERM "$pid"
+            kill -TERM "$pid" 2>/dev/null || true
         fi
     done
     for ((n = 1; n <= NODES; n++)); do
@@ -119,7 +130,7 @@ status() {
     local n state any=""
     for ((n = 1; n <= NODES; n++)); do
         if running "$n"; then
-            state=$(awk '/^State:/ {print $2 $3}' "/proc/$(pid_of "$n")/status")
+            state=$(awk '/^State:/ {print $2 $3}' "/proc/$(pid_of "$n")/status" 2>/dev/null || echo gone)
             echo "node $n: pid $(pid_of "$n") $state, Kafka 127.0.0.1:$((BASE_PORT + n - 1))"
             [[ $state == T* ]] || any=$((BASE_PORT + n - 1))
         else
@@ -134,7 +145,7 @@ status() {
 signal() {
     node_arg "${2:-}"
     running "$2" || { echo "node $2 is not running" >&2; exit 1; }
-    kill "-$1" "$(pid_of "$2")"
+    kill "-$1" "$(pid_of "$2")" 2>/dev/null || { echo "node $2 is not running" >&2; exit 1; }
     echo "node $2: SIG$1"
 }
 

@@ -359,11 +359,13 @@ pub async fn create_partitions(
     }
 }
 
-/// Registered brokers' ids, sorted (this node among them even before its registration is
-/// applied here).
+/// Registered, unfenced brokers' ids, sorted (this node among them even before its
+/// registration is applied here): where new replicas may go, as Kafka places only on
+/// unfenced brokers.
 fn registered_brokers() -> Vec<i32> {
     let shard = current();
-    let mut ids: Vec<i32> = shard.with_image(|i| i.brokers().map(|b| b.id).collect());
+    let mut ids: Vec<i32> =
+        shard.with_image(|i| i.brokers().filter(|b| !b.fenced).map(|b| b.id).collect());
     let me = shard.config.node_id();
     if !ids.contains(&me) {
         ids.push(me);

@@ -210,6 +210,11 @@ async fn prepare_dir(dir: &Path) -> std::io::Result<bool> {
     .await
 }
 /// The error of a log that stopped after a failed fdatasync (KAFKA_STORAGE_ERROR).
+/// The first offset of a group of batches.
+fn base_of(group: &[BatchSpan]) -> i64 {
+    group.first().map_or(0, |s| s.header.base_offset)
+}
+
 fn failed_error() -> LogError {
     LogError::Io(std::io::Error::other(
         "an earlier fdatasync of this log failed; restart the broker to recover it",
@@ -430,13 +435,16 @@ impl PartitionLog {
     /// replayed from the batches, as recovery does, so a retry to this replica once it leads is
     /// still de-duplicated. A set larger than a segment goes in as several appends, rolling
     /// between them. `records` must hold whole batches (the fetcher drops a cut-off tail).
-    /// Returns the offsets appended and the `(epoch, first offset)` of each leader epoch that
-    /// starts in them, for the leader-epoch cache.
+    /// `epoch_start(epoch, first offset)` is called for the first batch's epoch and each
+    /// later epoch that starts in the appended batches (the leader-epoch cache keeps the first
+    /// start it hears of), as soon as they are in the log, so an error later in the set does
+    /// not lose the epochs of what was written before it.
     pub async fn append_as_follower(
         &self,
         records: Bytes,
         now_ms: i64,
-    ) -> Result<(AppendInfo, Vec<(i32, i64)>), LogError> {
+        mut epoch_start: impl FnMut(i32, i64),
+    ) -> Result<AppendInfo, LogError> {
         self.check_writable()?;
         let cfg = self.config.borrow().clone();
         let spans = split_and_validate(&records, cfg.max_message_bytes)?;
@@ -506,6 +514,12 @@ impl PartitionLog {
                 .last()
                 .map_or(self.log_end_offset.get(), |s| s.header.next_offset());
             self.log_end_offset.set(group_next);
+            for &(epoch, first) in epoch_starts
+                .iter()
+                .filter(|(_, first)| (base_of(group)..group_next).contains(first))
+            {
+                epoch_start(epoch, first);
+            }
             let mut producers = self.producers.borrow_mut();
             group.iter().for_each(|s| producers.replay(&s.header));
             producers.set_map_end_offset(group_next);
@@ -513,17 +527,14 @@ impl PartitionLog {
             drop(producers);
             group_start = group_end;
         }
-        Ok((
-            AppendInfo {
-                base_offset,
-                last_offset: next - 1,
-                log_append_time: -1,
-                log_start_offset: self.log_start_offset.get(),
-                max_timestamp: max_ts,
-                duplicate: false,
-            },
-            epoch_starts,
-        ))
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset.get(),
+            max_timestamp: max_ts,
+            duplicate: false,
+        })
     }
 
     fn check_writable(&self) -> Result<(), LogError> {
@@ -1019,9 +1030,15 @@ impl PartitionLog {
     /// the base of the batch that contained it). An `offset` at or past the end changes
     /// nothing; one below the log start offset is refused.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        // The sync lock first (the order `sync` takes them in): a sync in flight must not
+        // claim the old end durable after the cut.
+        let _no_sync = self.sync_lock.lock().await?;
         let _guard = self.serial.lock().await?;
         if self.closed.get() {
             return Err(LogError::Closed);
+        }
+        if self.failed.get() {
+            return Err(failed_error());
         }
         let (start, end) = (self.log_start_offset.get(), self.log_end_offset.get());
         if offset >= end {
@@ -1034,6 +1051,18 @@ impl PartitionLog {
                 end,
             });
         }
+        match self.truncate_locked(offset, start, end).await {
+            Ok(new_end) => Ok(new_end),
+            Err(e) => {
+                // Files may be half cut: nothing more is written to this log until a restart
+                // recovers it from what is on disk.
+                self.failed.set(true);
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_locked(&self, offset: i64, start: i64, end: i64) -> Result<i64, LogError> {
         let (doomed, containing) = {
             let mut segs = self.segments.borrow_mut();
             let later: Vec<i64> = segs.range(offset + 1..).map(|(b, _)| *b).collect();
@@ -1050,7 +1079,20 @@ impl PartitionLog {
             )));
         };
         containing.truncate_to(offset).await?;
-        let new_end = containing.next_offset();
+        let mut new_end = containing.next_offset();
+        if new_end < start {
+            // The batch holding `offset` began below the log start (DeleteRecords inside a
+            // batch): start over, empty, at the start (Kafka's truncateFullyAndStartAt).
+            let all: Vec<Rc<Segment>> = std::mem::take(&mut *self.segments.borrow_mut())
+                .into_values()
+                .collect();
+            for seg in &all {
+                seg.remove_files().await?;
+            }
+            let fresh = Rc::new(Segment::create(&self.dir, start, wall_clock_ms()).await?);
+            self.segments.borrow_mut().insert(start, fresh);
+            new_end = start;
+        }
         self.log_end_offset.set(new_end);
         self.high_watermark
             .set(self.high_watermark.get().min(new_end));

@@ -1271,16 +1271,19 @@ fn a_follower_log_is_a_byte_for_byte_copy_of_the_leaders() {
         let follower = PartitionLog::open(&follower_dir, small).await.unwrap();
         // In two fetches, cut at a batch boundary.
         let first_two: usize = batches(&all)[..2].iter().map(|h| h.total_len()).sum();
-        let (info, epochs) = follower
-            .append_as_follower(all.slice(..first_two), 9_000)
+        let mut epochs = Vec::new();
+        let info = follower
+            .append_as_follower(all.slice(..first_two), 9_000, |e, o| epochs.push((e, o)))
             .await
             .unwrap();
-        assert_eq!((info.base_offset, epochs), (0, vec![(3, 0)]));
-        let (info, epochs) = follower
-            .append_as_follower(all.slice(first_two..), 9_000)
+        assert_eq!((info.base_offset, epochs.clone()), (0, vec![(3, 0)]));
+        let info = follower
+            .append_as_follower(all.slice(first_two..), 9_000, |e, o| epochs.push((e, o)))
             .await
             .unwrap();
         assert_eq!(info.last_offset, leader.log_end_offset() - 1);
+        // Each call reports its first batch's epoch too (the cache keeps the first start).
+        epochs.dedup_by_key(|e| e.0);
         assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 7]);
         assert_eq!(epochs[1].1, 20, "epoch 7 starts after five batches of four");
         assert_eq!(follower.log_end_offset(), leader.log_end_offset());
@@ -1297,7 +1300,9 @@ fn a_follower_log_is_a_byte_for_byte_copy_of_the_leaders() {
 
         // Anything but the next offset is refused and changes nothing.
         let end = follower.log_end_offset();
-        let again = follower.append_as_follower(all.clone(), 9_000).await;
+        let again = follower
+            .append_as_follower(all.clone(), 9_000, |_, _| {})
+            .await;
         assert!(
             matches!(again, Err(LogError::InvalidRecord(_))),
             "{again:?}"
@@ -1306,7 +1311,7 @@ fn a_follower_log_is_a_byte_for_byte_copy_of_the_leaders() {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert!(follower
-            .append_as_follower(Bytes::from(corrupt), 9_000)
+            .append_as_follower(Bytes::from(corrupt), 9_000, |_, _| {})
             .await
             .is_err());
         assert_eq!(follower.log_end_offset(), end);
@@ -1411,5 +1416,31 @@ fn truncation_cuts_back_to_a_batch_boundary_and_appends_continue_there() {
         let last = PartitionLog::open(dir.path(), small).await.unwrap();
         assert_eq!(last.log_end_offset(), 1);
         assert_eq!(last.segment_count(), 1);
+    });
+}
+
+/// A log whose start DeleteRecords put inside a batch, cut back to that start: it starts over
+/// empty there (Kafka's truncateFullyAndStartAt) instead of ending below its own start.
+#[test]
+fn truncation_to_a_start_inside_a_batch_starts_the_log_over() {
+    let dir = tempfile::tempdir().unwrap();
+    run_local(async {
+        let log = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        fill(&log, 3, 4, 1_000).await; // batches 0-3, 4-7, 8-11
+        assert_eq!(log.delete_records_before(6).await.unwrap(), 6);
+        assert_eq!(log.truncate_to(6).await.unwrap(), 6);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (6, 6));
+        let next = log
+            .append_hw(Bytes::from(batch_builder::batch(2, 2_000, 20)), 2_000)
+            .await
+            .unwrap();
+        assert_eq!(next.base_offset, 6);
+        assert_all_readable(&log).await;
+        log.close().await.unwrap();
+        let reopened = PartitionLog::open(dir.path(), cfg()).await.unwrap();
+        assert_eq!(
+            (reopened.log_start_offset(), reopened.log_end_offset()),
+            (6, 8)
+        );
     });
 }

@@ -386,6 +386,10 @@ impl MetadataImage {
                         "broker {id} registered again (incarnation {}, not {incarnation})",
                         b.incarnation
                     )),
+                    // A broker shutting down is unfenced only by registering again.
+                    Some(b) if !fence && b.shutting_down => {
+                        Some(format!("broker {id} is shutting down"))
+                    }
                     // A controlled shutdown still marks an already fenced broker.
                     Some(b)
                         if b.fenced == fence

@@ -145,16 +145,19 @@ impl Partition {
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let (info, epoch_starts) = self.log.append_as_follower(records, now_ms).await?;
         let mut changed = false;
-        for (epoch, start) in epoch_starts {
-            changed |= self.epochs.record(epoch, start);
-        }
+        let appended = self
+            .log
+            .append_as_follower(records, now_ms, |epoch, start| {
+                changed |= self.epochs.record(epoch, start);
+            })
+            .await;
         if changed {
             if let Err(e) = self.epochs.flush(false).await {
                 tracing::warn!(error = %e, "writing the leader-epoch checkpoint");
             }
         }
+        let info = appended?;
         self.follow_high_watermark(leader_high_watermark);
         Ok(info)
     }

@@ -256,8 +256,12 @@ impl<S: StateMachine> Driver<S> {
 
     /// The next input or tick. Cancel-safe: nothing is lost if it is dropped before it returns.
     async fn next_event(&mut self) -> Event {
-        if self.next_tick == 0 {
-            self.next_tick = self.timer.now_ms() + TICK_MS;
+        let now = self.timer.now_ms();
+        if self.next_tick == 0 || now > self.next_tick + 10 * TICK_MS {
+            // First call, or the driver was not run for a while (start-up work between
+            // `run_until` and `run`): tick from now on instead of catching up in a burst that
+            // would expire every election timeout at once.
+            self.next_tick = now + TICK_MS;
         }
         let timer = self.timer.clone();
         let next_tick = self.next_tick;
@@ -335,6 +339,9 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn propose(&mut self, record: Vec<u8>, done: oneshot::Sender<Result<(), ProposeError>>) {
+        // Forget proposals nobody waits for any more (timed out; a forwarded one may never
+        // commit), so retries do not pile up.
+        self.pending.retain(|_, done| !done.is_canceled());
         let n = self.next_proposal;
         self.next_proposal += 1;
         let mut context = self.incarnation.to_be_bytes().to_vec();

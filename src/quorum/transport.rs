@@ -40,6 +40,8 @@ pub const MAX_HELLO: usize = 64 << 10;
 pub const HELLO_TIMEOUT_MS: u64 = 5_000;
 /// Messages queued for one peer before more are dropped.
 const QUEUE: usize = 4_096;
+/// Connections accepted at once; each real peer keeps one, the rest are refused at accept.
+const MAX_INBOUND: usize = 64;
 /// Longest wait between two connection attempts to a peer that cannot be reached.
 const MAX_BACKOFF_MS: u64 = 1_000;
 
@@ -90,12 +92,16 @@ impl Transport {
         }
     }
 
-    fn send(&self, messages: Vec<Message>) {
+    fn send(&self, messages: Vec<Message>, handle: &QuorumHandle) {
         let mut queues = self.queues.borrow_mut();
         for m in messages {
             if let Some(q) = queues.get_mut(&m.to) {
-                // Full (peer slow or gone): dropped; Raft resends what matters.
-                let _ = q.try_send(m);
+                // Full (peer slow or gone): dropped; Raft resends what matters, and a lost
+                // snapshot is reported so the leader does not wait for it forever.
+                if let Err(e) = q.try_send(m) {
+                    let m = e.into_inner();
+                    failed(m.to, &m, handle);
+                }
             }
         }
     }
@@ -111,6 +117,7 @@ pub fn start(
 ) -> io::Result<(Rc<Transport>, Outbox)> {
     let listener = Listener::bind_exclusive(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("controller.listener: {e}")))?;
+    let handle_for_outbox = handle.clone();
     let transport = Rc::new(Transport {
         queues: RefCell::new(HashMap::new()),
         conflict: RefCell::new(None),
@@ -130,7 +137,7 @@ pub fn start(
     }
     spawn(accept_loop(listener, handle, transport.clone(), timer));
     let sender = transport.clone();
-    let outbox: Outbox = Rc::new(move |messages| sender.send(messages));
+    let outbox: Outbox = Rc::new(move |messages| sender.send(messages, &handle_for_outbox));
     Ok((transport, outbox))
 }
 
@@ -262,14 +269,17 @@ async fn pump(
     }
 }
 
+/// The newest connection of each peer, and how to stop it when a newer one arrives.
+type Current = Rc<RefCell<HashMap<u64, (u64, futures_channel::oneshot::Sender<()>)>>>;
+
 async fn accept_loop(
     listener: Listener,
     handle: QuorumHandle,
     transport: Rc<Transport>,
     timer: Timer,
 ) {
-    // The newest connection of each peer; an older one stops at its next message.
-    let current: Rc<RefCell<HashMap<u64, u64>>> = Rc::new(RefCell::new(HashMap::new()));
+    let current: Current = Rc::new(RefCell::new(HashMap::new()));
+    let open = Rc::new(std::cell::Cell::new(0usize));
     let mut serial = 0u64;
     loop {
         let conn = match listener.accept().await {
@@ -280,15 +290,23 @@ async fn accept_loop(
                 continue;
             }
         };
+        if open.get() >= MAX_INBOUND {
+            // Peers hold one connection each; this many is someone else's doing.
+            continue;
+        }
         serial += 1;
-        spawn(serve_peer(
-            conn,
-            serial,
+        open.set(open.get() + 1);
+        let (handle, transport, current, timer, open) = (
             handle.clone(),
             transport.clone(),
             current.clone(),
             timer.clone(),
-        ));
+            open.clone(),
+        );
+        spawn(async move {
+            serve_peer(conn, serial, handle, transport, current, timer).await;
+            open.set(open.get() - 1);
+        });
     }
 }
 
@@ -297,7 +315,7 @@ async fn serve_peer(
     serial: u64,
     handle: QuorumHandle,
     transport: Rc<Transport>,
-    current: Rc<RefCell<HashMap<u64, u64>>>,
+    current: Current,
     timer: Timer,
 ) {
     let hello = match timer
@@ -316,23 +334,35 @@ async fn serve_peer(
     };
     let me = transport.identity();
     if let Some(why) = refusal(&me, &peer) {
+        // Only logged here: the hello is not authenticated, so a refusal on this side must not
+        // stop this node. The connecting node records it (`send_loop`), and a real peer that
+        // disagrees is refused by this node's own connection to it as well.
         tracing::error!("metadata quorum: refused node {}: {why}", peer.node);
-        transport.note_conflict(&why);
         let _ = answer(&mut conn, Answer::Refused(why)).await;
         return;
     }
     if answer(&mut conn, Answer::Welcome).await.is_err() {
         return;
     }
-    current.borrow_mut().insert(peer.node, serial);
+    // This connection is the peer's now: the one before it (a lost connection the peer
+    // replaced) stops at once instead of holding its buffers until it hears something.
+    let (stop_tx, mut stop) = futures_channel::oneshot::channel::<()>();
+    if let Some((_, older)) = current.borrow_mut().insert(peer.node, (serial, stop_tx)) {
+        let _ = older.send(());
+    }
     loop {
-        let body = match read_frame(&mut conn, wire::MAX_MESSAGE).await {
-            Ok(b) => b,
-            Err(_) => return,
+        let next = futures_lite::future::or(
+            async { Some(read_frame(&mut conn, wire::MAX_MESSAGE).await) },
+            async {
+                let _ = (&mut stop).await;
+                None
+            },
+        )
+        .await;
+        let body = match next {
+            Some(Ok(b)) => b,
+            Some(Err(_)) | None => break,
         };
-        if current.borrow().get(&peer.node) != Some(&serial) {
-            return;
-        }
         match wire::decode(&body) {
             Ok(m) if acceptable(&m, me.node, peer.node) => handle.deliver(m),
             Ok(_) => {}
@@ -341,9 +371,13 @@ async fn serve_peer(
                     "metadata quorum: undecodable message from node {}: {e}",
                     peer.node
                 );
-                return;
+                break;
             }
         }
+    }
+    let mut current = current.borrow_mut();
+    if current.get(&peer.node).is_some_and(|(s, _)| *s == serial) {
+        current.remove(&peer.node);
     }
 }
 
