@@ -28,6 +28,9 @@ use crate::timer::Timer;
 /// Milliseconds per Raft tick (election after 10–20 ticks without a leader).
 pub const TICK_MS: u64 = 100;
 
+/// Peers' messages queued for the driver before a peer's connection waits.
+pub const PEER_QUEUE: usize = 1_024;
+
 /// Log entries kept beyond twice the snapshot's record count before the log is compacted.
 const COMPACT_SLACK: usize = 1_000;
 
@@ -74,7 +77,6 @@ enum Input {
         record: Vec<u8>,
         done: oneshot::Sender<Result<(), ProposeError>>,
     },
-    Peer(Message),
     Status(oneshot::Sender<QuorumStatus>),
     /// The transport could not reach a peer.
     Unreachable(u64),
@@ -86,6 +88,9 @@ enum Input {
 #[derive(Clone)]
 pub struct QuorumHandle {
     tx: mpsc::UnboundedSender<Input>,
+    /// Peers' messages, bounded: a peer that sends faster than the driver steps waits (and
+    /// with it the TCP connection) instead of growing memory.
+    peers: mpsc::Sender<Message>,
 }
 
 impl QuorumHandle {
@@ -106,9 +111,14 @@ impl QuorumHandle {
         rx.await.ok()
     }
 
-    /// A message from a peer.
-    pub fn deliver(&self, m: Message) {
-        let _ = self.tx.unbounded_send(Input::Peer(m));
+    /// A message from a peer; waits while the driver has [`PEER_QUEUE`] of them queued.
+    pub async fn deliver(&mut self, m: Message) {
+        if std::future::poll_fn(|cx| self.peers.poll_ready(cx))
+            .await
+            .is_ok()
+        {
+            let _ = self.peers.start_send(m);
+        }
     }
 
     /// The transport lost or could not open its connection to `peer` (a leader then probes it
@@ -133,6 +143,7 @@ pub struct Driver<S> {
     log: Option<QuorumLog>,
     sm: S,
     rx: mpsc::UnboundedReceiver<Input>,
+    peers: mpsc::Receiver<Message>,
     outbox: Outbox,
     timer: Timer,
     /// Proposals made here and not applied yet, by number (the entry's context).
@@ -152,6 +163,7 @@ pub struct Driver<S> {
 /// What woke the driver.
 enum Event {
     Input(Input),
+    Peer(Message),
     Tick,
     /// Every handle is gone.
     Closed,
@@ -166,11 +178,13 @@ impl<S: StateMachine> Driver<S> {
         timer: Timer,
     ) -> (Driver<S>, QuorumHandle) {
         let (tx, rx) = mpsc::unbounded();
+        let (peer_tx, peers) = mpsc::channel(PEER_QUEUE);
         let driver = Driver {
             core,
             log: Some(log),
             sm,
             rx,
+            peers,
             outbox,
             timer,
             pending: HashMap::new(),
@@ -181,7 +195,7 @@ impl<S: StateMachine> Driver<S> {
             leader_watch: None,
             last_heard: HashMap::new(),
         };
-        (driver, QuorumHandle { tx })
+        (driver, QuorumHandle { tx, peers: peer_tx })
     }
 
     pub fn state_machine(&mut self) -> &mut S {
@@ -265,7 +279,7 @@ impl<S: StateMachine> Driver<S> {
         }
         let timer = self.timer.clone();
         let next_tick = self.next_tick;
-        let rx = &mut self.rx;
+        let (rx, peers) = (&mut self.rx, &mut self.peers);
         futures_lite::future::or(
             async {
                 match rx.next().await {
@@ -273,10 +287,19 @@ impl<S: StateMachine> Driver<S> {
                     None => Event::Closed,
                 }
             },
-            async {
-                timer.sleep_until(next_tick).await;
-                Event::Tick
-            },
+            futures_lite::future::or(
+                async {
+                    match peers.next().await {
+                        Some(m) => Event::Peer(m),
+                        // Only this handle's clones send; the handles outlive the driver.
+                        None => std::future::pending().await,
+                    }
+                },
+                async {
+                    timer.sleep_until(next_tick).await;
+                    Event::Tick
+                },
+            ),
         )
         .await
     }
@@ -284,7 +307,7 @@ impl<S: StateMachine> Driver<S> {
     async fn handle(&mut self, event: Event) -> io::Result<bool> {
         match event {
             Event::Input(Input::Propose { record, done }) => self.propose(record, done),
-            Event::Input(Input::Peer(m)) => {
+            Event::Peer(m) => {
                 self.last_heard.insert(m.from, self.timer.now_ms());
                 let _ = self.core.step(m);
             }

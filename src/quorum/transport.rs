@@ -313,7 +313,7 @@ async fn accept_loop(
 async fn serve_peer(
     mut conn: Conn,
     serial: u64,
-    handle: QuorumHandle,
+    mut handle: QuorumHandle,
     transport: Rc<Transport>,
     current: Current,
     timer: Timer,
@@ -364,7 +364,7 @@ async fn serve_peer(
             Some(Err(_)) | None => break,
         };
         match wire::decode(&body) {
-            Ok(m) if acceptable(&m, me.node, peer.node) => handle.deliver(m),
+            Ok(m) if acceptable(&m, me.node, peer.node) => handle.deliver(m).await,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(
