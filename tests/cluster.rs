@@ -704,3 +704,47 @@ fn hostile_bytes_on_the_controller_listener_never_hurt_the_quorum() {
         assert!(b.panics_in_log().is_empty());
     }
 }
+
+/// A node that is loading its partitions keeps taking part in the quorum, and what the quorum
+/// commits meanwhile reaches its shards once they are loaded.
+#[test]
+fn changes_committed_while_a_node_loads_its_partitions_reach_it() {
+    let mut c = Cluster::start(3, &[]);
+    // Enough partitions on node 3 that loading them takes a while.
+    create_via(&c.nodes[0], "bulk", 1500, Duration::from_secs(60)).unwrap();
+    c.node(3).kill9();
+    c.node(3).relaunch();
+    // Topics created while node 3 starts: before, during and after its load.
+    let mut created = Vec::new();
+    let started = Instant::now();
+    let mut ready = false;
+    while !ready && started.elapsed() < Duration::from_secs(60) {
+        let name = format!("during-{}", created.len());
+        create_via(&c.nodes[0], &name, 3, Duration::from_secs(20)).unwrap();
+        created.push(name);
+        ready = matches!(
+            api_versions_probe(c.nodes[2].addr(), Duration::from_millis(200)),
+            Ok(0)
+        );
+    }
+    c.node(3).await_ready().unwrap();
+    assert!(
+        created.len() > 1,
+        "node 3 was ready before anything was created"
+    );
+    for name in &created {
+        assert!(
+            wait_until(TIMEOUT, || view(&c.nodes[2], name).1.len() == 3),
+            "node 3 never saw {name}"
+        );
+    }
+    // And it serves the new partitions it leads.
+    let mut p = TestProducer::new(&c.bootstrap(), &[("acks", "all")]);
+    for name in &created {
+        for part in 0..3 {
+            p.send(name, Some(part), None, b"x", None);
+        }
+    }
+    let delivered = p.flush(Duration::from_secs(60));
+    assert!(delivered.iter().all(|d| d.error.is_none()), "{delivered:?}");
+}

@@ -4,6 +4,7 @@
 //! directory cleaned, the result loaded on every shard, and the quorum task returned for the
 //! caller to run.
 
+use std::cell::RefCell;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
@@ -22,7 +23,7 @@ use crate::quorum::log_store::{QuorumLog, Recovered};
 use crate::quorum::transport::{self, Identity, Transport};
 use crate::runtime::file::blocking;
 use crate::shard::current;
-use crate::shard::publish::{load, open_placement, publish_quorum_leader};
+use crate::shard::publish::{load, open_placement, publish, publish_quorum_leader};
 
 /// The quorum task, for the caller to spawn: it runs until the node stops, or fails (its log
 /// could not be written) and the node must stop.
@@ -235,11 +236,12 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
         .commit(serde_json::to_vec(&register).map_err(io::Error::other)?)
         .await?
         .map_err(io::Error::other)?;
+    // From here the node loads its partitions, which can take a while with many of them: the
+    // quorum keeps running meanwhile (a silent voter would stall or unsettle the others), and
+    // what it commits is kept aside and published once the shards are loaded.
+    let backlog: Backlog = Rc::new(RefCell::new(Vec::new()));
+    driver.state_machine().backlog = Some(backlog.clone());
     let image = driver.state_machine().image.clone();
-    let placement = match placement {
-        Some(p) => p,
-        None => open_placement(&image, None).await?,
-    };
     state::set_producer_ids((image.producer_id_block_end, image.producer_id_block_end));
     // Directories of deleted topics a crash left behind, before any partition is opened.
     let deleted = std::mem::take(&mut driver.state_machine().deleted_at_start);
@@ -247,23 +249,50 @@ pub async fn bootstrap() -> io::Result<QuorumTask> {
         .into_iter()
         .filter(|n| image.topic(n).is_none())
         .collect();
-    let listed = image.clone();
-    let dir = data_dir.clone();
-    match blocking(move || crate::shard::partition_dirs::clean_data_dir(&dir, &listed, &deleted))
+    let loading = async {
+        let placement = match placement {
+            Some(p) => p,
+            None => open_placement(&image, None).await?,
+        };
+        let listed = image.clone();
+        let dir = data_dir.clone();
+        match blocking(move || {
+            crate::shard::partition_dirs::clean_data_dir(&dir, &listed, &deleted)
+        })
         .await
-    {
-        Ok(c) if !c.removed.is_empty() => {
-            tracing::info!("removed directories of deleted partitions: {:?}", c.removed)
+        {
+            Ok(c) if !c.removed.is_empty() => {
+                tracing::info!("removed directories of deleted partitions: {:?}", c.removed)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cleaning the data directory: {e}"),
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cleaning the data directory: {e}"),
-    }
-    // Ship the final state, not the history: replaying a create-then-delete would open and
-    // then remove directories for nothing.
-    load(image.snapshot_records(), placement)
-        .await
-        .map_err(io::Error::other)?;
-    driver.state_machine().online = true;
+        // Ship the final state, not the history: replaying a create-then-delete would open
+        // and then remove directories for nothing.
+        load(image.snapshot_records(), placement)
+            .await
+            .map_err(io::Error::other)
+    };
+    stopped_unless(driver.run_until(loading).await?)??;
+    // What was committed while loading, in order; more may come while it is published.
+    let draining = async {
+        loop {
+            let batch = std::mem::take(&mut *backlog.borrow_mut());
+            if batch.is_empty() {
+                return;
+            }
+            for record in batch {
+                if let Err(e) = publish(record).await {
+                    tracing::error!("publishing a metadata change: {e}");
+                }
+            }
+        }
+    };
+    stopped_unless(driver.run_until(draining).await?)?;
+    // The driver is not running between the last empty backlog and this: nothing is missed.
+    let sm = driver.state_machine();
+    sm.backlog = None;
+    sm.online = true;
     state::set_quorum(handle);
     Ok(Box::pin(async move {
         // The transport lives as long as the quorum task.
@@ -323,6 +352,14 @@ impl<S: crate::quorum::driver::StateMachine> StartCommits<'_, S> {
             }
         }
     }
+}
+
+/// Records committed while the shards load, published after.
+type Backlog = Rc<RefCell<Vec<MetadataRecord>>>;
+
+/// `Some(output)` of a `run_until`, or the error of a quorum that stopped first.
+fn stopped_unless<T>(output: Option<T>) -> io::Result<T> {
+    output.ok_or_else(|| io::Error::other("the metadata quorum stopped"))
 }
 
 /// How long a start-up commit waits before it is proposed again.

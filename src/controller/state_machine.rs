@@ -20,6 +20,9 @@ pub struct MetadataStateMachine {
     pub online: bool,
     /// Topics deleted by records replayed at start (their directories may have outlived a crash).
     pub deleted_at_start: HashSet<String>,
+    /// While the shards load at start: records applied meanwhile, for start-up to publish
+    /// once they are loaded (then `online`).
+    pub backlog: Option<std::rc::Rc<std::cell::RefCell<Vec<MetadataRecord>>>>,
 }
 
 impl MetadataStateMachine {
@@ -36,6 +39,8 @@ impl MetadataStateMachine {
                 // A shard that did not answer; the committed image moves on regardless.
                 tracing::error!("publishing a metadata change: {e}");
             }
+        } else if let Some(backlog) = &self.backlog {
+            backlog.borrow_mut().push(record.clone());
         } else if let MetadataRecord::DeleteTopic { name } = &record {
             self.deleted_at_start.insert(name.clone());
         } else if let MetadataRecord::CreateTopic { topic } = &record {
@@ -56,6 +61,9 @@ impl StateMachine for MetadataStateMachine {
     async fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         let target = MetadataImage::decode_snapshot(snapshot)?;
         if !self.online {
+            if let Some(backlog) = &self.backlog {
+                backlog.borrow_mut().extend(self.image.changes_to(&target));
+            }
             self.image = target;
             return Ok(());
         }
