@@ -12,7 +12,7 @@
 #
 # Node N: Kafka listener 127.0.0.1:$((BASE_PORT + N - 1)) (9092, 9093, 9094 by default),
 # quorum listener 127.0.0.1:$((CONTROLLER_BASE_PORT + N - 1)), metrics on
-# 127.0.0.1:$((METRICS_BASE_PORT + N - 1)); data in $CLUSTER_DIR/nodeN, log in
+# 127.0.0.1:$((METRICS_BASE_PORT + N - 1)) (METRICS_BASE_PORT=0: none); data in $CLUSTER_DIR/nodeN, log in
 # $CLUSTER_DIR/nodeN.log. Settings for every node: EXTRA="--set key=value ...". CLUSTER_BIN: a
 # shardlog binary to use instead of building target/release/shardlog.
 # The cluster id is made once and kept in $CLUSTER_DIR/cluster.id, and every node is started
@@ -31,7 +31,7 @@ CLUSTER_DIR=$(cd "$CLUSTER_DIR" && pwd)
 [[ $BIN == /* ]] || BIN=$PWD/$BIN
 EXTRA=${EXTRA:-}
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 pid_of() { cat "$CLUSTER_DIR/node$1.pid" 2>/dev/null || true; }
 
@@ -70,13 +70,15 @@ start() {
         # somebody else's).
         from[$n]=1
         [[ -f $CLUSTER_DIR/node$n.log ]] && from[$n]=$(($(wc -l <"$CLUSTER_DIR/node$n.log") + 1))
+        local metrics=""
+        ((METRICS_BASE_PORT == 0)) || metrics="127.0.0.1:$((METRICS_BASE_PORT + n - 1))"
         # shellcheck disable=SC2086 # EXTRA is a list of arguments
         nohup "$BIN" start --data-dir "$CLUSTER_DIR/node$n" \
             --listen "127.0.0.1:$((BASE_PORT + n - 1))" --cores 1 \
             --set "node.id=$n" --set "cluster.id=$id" \
             --set "controller.listener=127.0.0.1:$((CONTROLLER_BASE_PORT + n - 1))" \
             --set "controller.quorum.voters=$(voters)" \
-            --set "metrics.listen=127.0.0.1:$((METRICS_BASE_PORT + n - 1))" \
+            --set "metrics.listen=$metrics" \
             $EXTRA >>"$CLUSTER_DIR/node$n.log" 2>&1 &
         echo $! >"$CLUSTER_DIR/node$n.pid"
         echo "node $n: pid $!, Kafka 127.0.0.1:$((BASE_PORT + n - 1)), log $CLUSTER_DIR/node$n.log"

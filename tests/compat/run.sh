@@ -17,6 +17,8 @@
 #   python  tests/compat/python/compat_kafka_python.py   kafka-python, pure Python
 #   java    tests/compat/java                            official kafka-clients 4.x
 #   kcat    tests/compat/kcat/compat_kcat.sh             librdkafka 2.0.2 (Debian)
+#   cluster the Java client (ClusterCompat) against a 3-node cluster of BROKER_BIN
+#           started with scripts/cluster.sh (only when a broker binary is given)
 # Each prints `PASS client.check` / `FAIL client.check: why`; a client that dies
 # without saying why counts as one failure. Last line: `compat: N passed, M failed`;
 # exit status 1 if anything failed. Needs scripts/install-deps.sh to have run.
@@ -28,7 +30,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 VENV_PY="$ROOT/.venv-compat/bin/python"
-CLIENTS=${COMPAT_CLIENTS:-python java kcat}
+CLIENTS=${COMPAT_CLIENTS:-python java kcat cluster}
 CLIENT_TIMEOUT=${COMPAT_TIMEOUT:-180}
 
 usage() {
@@ -59,6 +61,9 @@ failed=0
 
 cleanup() {
     stop_broker
+    if [[ -d "$WORK/cluster" ]]; then
+        CLUSTER_DIR="$WORK/cluster" "$ROOT/scripts/cluster.sh" stop >&2 || true
+    fi
     if [[ -n "$KAFKA" && -d "$WORK/kafka" ]]; then
         "$ROOT/scripts/kafka.sh" stop "$WORK/kafka" || true
     fi
@@ -200,6 +205,30 @@ for client in $CLIENTS; do
                     failed=$((failed + 1))
                 fi
             fi
+            ;;
+        cluster)
+            # Needs a shardlog binary to start three of; skipped against a given bootstrap
+            # or real Kafka.
+            [[ -n "$BROKER_BIN" ]] || continue
+            if ! "$HERE/java/build.sh" >"$WORK/java-build.log" 2>&1; then
+                missing_dep cluster "Java client build failed"
+                continue
+            fi
+            kafka_base=$(free_port)
+            controller_base=$(free_port)
+            export CLUSTER_DIR="$WORK/cluster" CLUSTER_BIN="$BROKER_BIN" BASE_PORT=$kafka_base \
+                CONTROLLER_BASE_PORT=$controller_base METRICS_BASE_PORT=0 NODES=3
+            if "$ROOT/scripts/cluster.sh" start >"$WORK/cluster-start.log" 2>&1; then
+                run_client cluster java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+                    -cp "$HERE/java/target/classes:$HERE/java/target/lib/*" \
+                    shardlog.compat.ClusterCompat \
+                    "127.0.0.1:$kafka_base,127.0.0.1:$((kafka_base + 1)),127.0.0.1:$((kafka_base + 2))" 3 "$PREFIX"
+            else
+                tail -20 "$WORK/cluster-start.log" >&2
+                echo "FAIL cluster.start: scripts/cluster.sh start failed"
+                failed=$((failed + 1))
+            fi
+            "$ROOT/scripts/cluster.sh" stop >&2 || true
             ;;
         *)
             echo "compat: unknown client '$client'" >&2
