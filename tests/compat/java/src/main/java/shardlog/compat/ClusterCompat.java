@@ -35,39 +35,16 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Prints {@code PASS java-cluster.NAME} / {@code FAIL java-cluster.NAME: why}; exits 1 if any
  * failed.
  */
-public final class ClusterCompat {
+public final class ClusterCompat extends Checks {
     final String bootstrap;
     final int nodes;
     final String topic;
-    int passed;
-    int failed;
 
     ClusterCompat(String bootstrap, int nodes, String prefix) {
+        super("java-cluster");
         this.bootstrap = bootstrap;
         this.nodes = nodes;
         this.topic = prefix + "-cluster";
-    }
-
-    interface Check {
-        void run() throws Exception;
-    }
-
-    void check(String name, Check c) {
-        try {
-            c.run();
-            passed++;
-            System.out.println("PASS java-cluster." + name);
-        } catch (Throwable t) {
-            failed++;
-            Throwable root = t instanceof ExecutionException && t.getCause() != null ? t.getCause() : t;
-            System.out.println("FAIL java-cluster." + name + ": " + root);
-        }
-    }
-
-    static void require(boolean ok, String fmt, Object... args) {
-        if (!ok) {
-            throw new AssertionError(String.format(fmt, args));
-        }
     }
 
     Properties props(String servers) {

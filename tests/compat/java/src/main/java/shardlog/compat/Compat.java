@@ -68,7 +68,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * trip (subscribe, commitSync, resume from the committed offsets, and the Admin group
  * API) on topics of their own.
  */
-public final class Compat {
+public final class Compat extends Checks {
     static final int PARTITIONS = 3;
     static final String[] CODECS = {"lz4", "zstd", "gzip", "snappy", "none"};
     static final int PER_CODEC = 100;
@@ -85,15 +85,13 @@ public final class Compat {
     List<GroupMember> members = new ArrayList<>();
     static final int GROUP_N = 90;
     static final int GROUP_M = 15;
-    int passed;
-    int failed;
-
     /** What the producer was told, by partition then offset, to compare with what we fetch. */
     record Sent(String key, String value, int index, long timestamp, int partition, long offset) {}
 
     final List<Sent> sent = new ArrayList<>();
 
     Compat(String bootstrap, String prefix) {
+        super("java");
         this.bootstrap = bootstrap;
         this.topic = prefix + "-java";
         this.topic2 = prefix + "-java-grow";
@@ -105,35 +103,6 @@ public final class Compat {
         }
     }
 
-    interface Check {
-        void run() throws Exception;
-    }
-
-    void check(String name, Check c) {
-        try {
-            c.run();
-            passed++;
-            System.out.println("PASS java." + name);
-        } catch (Throwable t) {
-            failed++;
-            Throwable root = t;
-            if (root instanceof ExecutionException && root.getCause() != null) {
-                root = root.getCause();
-            }
-            String msg = root.getClass().getName() + ": " + root.getMessage();
-            if (root.getCause() != null && root.getCause() != root) {
-                msg += " (caused by " + root.getCause() + ")";
-            }
-            System.out.println("FAIL java." + name + ": " + msg.replace('\n', ' '));
-        }
-        System.out.flush();
-    }
-
-    static void require(boolean ok, String fmt, Object... args) {
-        if (!ok) {
-            throw new AssertionError(String.format(fmt, args));
-        }
-    }
 
     Properties common() {
         Properties p = new Properties();
