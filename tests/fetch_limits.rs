@@ -133,3 +133,66 @@ fn a_partition_named_twice_is_read_once_at_its_last_offset() {
     let first = shardlog::log::batch::BatchHeader::parse(&records).expect("a batch");
     assert_eq!(first.base_offset, 10, "read at the last mention's offset");
 }
+
+/// A fetch that claims to come from a replica (replica id >= 0, in the request header field
+/// before v15 and in `replica_state` from v15) gets NOT_LEADER_OR_FOLLOWER and no data: no
+/// partition has followers, and a client must not read past what consumers may by posing as
+/// a broker. The same fetch as a consumer (-1) reads.
+#[test]
+fn a_fetch_posing_as_a_replica_is_refused() {
+    use kafka_protocol::messages::fetch_request::ReplicaState;
+    let broker = Broker::start_default();
+    broker.create_topic(TOPIC, 1, &[]);
+    let mut p = broker.producer();
+    p.send(TOPIC, Some(0), None, b"secret", None);
+    assert!(p
+        .flush(Duration::from_secs(30))
+        .iter()
+        .all(|d| d.error.is_none()));
+    let ask = |version: i16, replica: i32| {
+        let mut topic = FetchTopic::default();
+        topic.topic = TopicName(StrBytes::from_static_str(TOPIC));
+        topic.topic_id = uuid_of(&broker);
+        let mut fp = FetchPartition::default();
+        fp.partition = 0;
+        fp.partition_max_bytes = 1 << 20;
+        topic.partitions = vec![fp];
+        let mut req = FetchRequest::default();
+        req.max_wait_ms = 0;
+        req.max_bytes = 1 << 20;
+        req.topics = vec![topic];
+        match version >= 15 {
+            true => {
+                let mut state = ReplicaState::default();
+                state.replica_id = replica.into();
+                req.replica_state = state;
+            }
+            false => req.replica_id = replica.into(),
+        }
+        let r: FetchResponse = raw_call(broker.addr(), ApiKey::Fetch, version, &req);
+        let part = &r.responses[0].partitions[0];
+        (
+            part.error_code,
+            part.records.as_ref().map_or(0, |b| b.len()),
+        )
+    };
+    let refused = kafka_protocol::error::ResponseError::NotLeaderOrFollower.code();
+    for version in [12, 16] {
+        assert_eq!(ask(version, 1), (refused, 0), "v{version} as broker 1");
+        let (code, bytes) = ask(version, -1);
+        assert_eq!(code, 0, "v{version} as a consumer");
+        assert!(bytes > 0, "v{version} as a consumer read nothing");
+    }
+}
+
+/// The topic id of TOPIC (Fetch v13+ names topics by id).
+fn uuid_of(broker: &Broker) -> uuid::Uuid {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_static_str(TOPIC)));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    let r: MetadataResponse = raw_call(broker.addr(), ApiKey::Metadata, 12, &req);
+    r.topics[0].topic_id
+}

@@ -75,33 +75,52 @@ pub async fn handle(req: FetchRequest, version: i16) -> (FetchResponse, PartsBuf
     let min_bytes = req.min_bytes.max(0) as usize;
     let timer = shard.timer.clone();
     let deadline = timer.now_ms() + req.max_wait_ms.max(0) as u64;
-    let outcomes = loop {
-        let outcomes = read_all(&topics, &wants, response_max).await;
-        let ready: usize = outcomes.iter().map(|o| o.records.len()).sum();
-        let any_error = outcomes.iter().any(|o| o.error_code != 0);
-        // (No shutdown check: a stopping shard returns from its executor, which drops this
-        // fetch with its connection, as Kafka's SocketServer closes connections at shutdown.)
-        if ready >= min_bytes.max(1) || any_error || timer.now_ms() >= deadline {
-            break outcomes;
-        }
-        // Wait for data beyond what this read saw, on any partition, or for the deadline.
-        let waits = wants.iter().zip(&outcomes).filter_map(|(w, o)| {
-            let name = topics[w.topic_index].2.clone()?;
-            Some(wait_for_data_on_owner(
-                name,
-                w.partition,
-                w.offset.max(o.high_watermark),
-            ))
-        });
-        let receivers = join_all(waits).await;
-        // The deadline lives on the shard's timing wheel; dropping the sleep cancels it.
-        if receivers.is_empty() {
-            timer.sleep_until(deadline).await;
-        } else {
-            let woken = async {
-                let _ = select_all(receivers).await;
-            };
-            futures_lite::future::or(woken, timer.sleep_until(deadline)).await;
+    // A follower's fetch (replica id >= 0; v15+ carries it in `replica_state`). No partition
+    // has followers yet (one replica each): refused, never answered as a consumer's read, so a
+    // client claiming to be a broker gets nothing a consumer would not (CVE-2018-1288's class).
+    let replica_id = match version >= 15 {
+        true => req.replica_state.replica_id.0,
+        false => req.replica_id.0,
+    };
+    let outcomes = if replica_id >= 0 {
+        wants
+            .iter()
+            .map(|_| ReadOutcome {
+                error_code: ResponseError::NotLeaderOrFollower.code(),
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: Default::default(),
+            })
+            .collect()
+    } else {
+        loop {
+            let outcomes = read_all(&topics, &wants, response_max).await;
+            let ready: usize = outcomes.iter().map(|o| o.records.len()).sum();
+            let any_error = outcomes.iter().any(|o| o.error_code != 0);
+            // (No shutdown check: a stopping shard returns from its executor, which drops this
+            // fetch with its connection, as Kafka's SocketServer closes connections at shutdown.)
+            if ready >= min_bytes.max(1) || any_error || timer.now_ms() >= deadline {
+                break outcomes;
+            }
+            // Wait for data beyond what this read saw, on any partition, or for the deadline.
+            let waits = wants.iter().zip(&outcomes).filter_map(|(w, o)| {
+                let name = topics[w.topic_index].2.clone()?;
+                Some(wait_for_data_on_owner(
+                    name,
+                    w.partition,
+                    w.offset.max(o.high_watermark),
+                ))
+            });
+            let receivers = join_all(waits).await;
+            // The deadline lives on the shard's timing wheel; dropping the sleep cancels it.
+            if receivers.is_empty() {
+                timer.sleep_until(deadline).await;
+            } else {
+                let woken = async {
+                    let _ = select_all(receivers).await;
+                };
+                futures_lite::future::or(woken, timer.sleep_until(deadline)).await;
+            }
         }
     };
 
