@@ -42,6 +42,7 @@ fn view(b: &Broker, topic: &str) -> (Vec<i32>, Vec<i32>) {
 fn create_via(b: &Broker, name: &str, partitions: i32, within: Duration) -> Result<(), String> {
     let admin = b.admin();
     let deadline = Instant::now() + within;
+    let mut retry = false;
     loop {
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let opts = admin_opts().operation_timeout(Some(Duration::from_secs(5)));
@@ -49,10 +50,15 @@ fn create_via(b: &Broker, name: &str, partitions: i32, within: Duration) -> Resu
         let last = match r {
             Ok(v) => match &v[..] {
                 [Ok(_)] => return Ok(()),
+                // An earlier attempt timed out at the client but was committed.
+                [Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))] if retry => {
+                    return Ok(())
+                }
                 other => format!("{other:?}"),
             },
             Err(e) => e.to_string(),
         };
+        retry = true;
         if Instant::now() > deadline {
             return Err(last);
         }
@@ -710,32 +716,37 @@ fn hostile_bytes_on_the_controller_listener_never_hurt_the_quorum() {
 #[test]
 fn changes_committed_while_a_node_loads_its_partitions_reach_it() {
     let mut c = Cluster::start(3, &[]);
-    // Enough partitions on node 3 that loading them takes a while.
+    // Enough partitions on each node that loading them takes a while.
     create_via(&c.nodes[0], "bulk", 1500, Duration::from_secs(60)).unwrap();
-    c.node(3).kill9();
-    c.node(3).relaunch();
-    // Topics created while node 3 starts: before, during and after its load.
+    // Restart a node that does not lead the quorum, so commits go on without an election
+    // while it starts, and create topics through the leader meanwhile.
+    let leader = quorum_leader(c.nodes[0].addr());
+    let victim = (1..=3).find(|n| *n != leader).unwrap();
+    let via = leader as usize - 1;
+    c.node(victim).kill9();
+    c.node(victim).relaunch();
     let mut created = Vec::new();
     let started = Instant::now();
     let mut ready = false;
     while !ready && started.elapsed() < Duration::from_secs(60) {
         let name = format!("during-{}", created.len());
-        create_via(&c.nodes[0], &name, 3, Duration::from_secs(20)).unwrap();
+        create_via(&c.nodes[via], &name, 3, Duration::from_secs(20)).unwrap();
         created.push(name);
         ready = matches!(
-            api_versions_probe(c.nodes[2].addr(), Duration::from_millis(200)),
+            api_versions_probe(c.node(victim).addr(), Duration::from_millis(200)),
             Ok(0)
         );
     }
-    c.node(3).await_ready().unwrap();
+    c.node(victim).await_ready().unwrap();
     assert!(
         created.len() > 1,
-        "node 3 was ready before anything was created"
+        "node {victim} was ready before anything was created"
     );
+    let restarted = victim as usize - 1;
     for name in &created {
         assert!(
-            wait_until(TIMEOUT, || view(&c.nodes[2], name).1.len() == 3),
-            "node 3 never saw {name}"
+            wait_until(TIMEOUT, || view(&c.nodes[restarted], name).1.len() == 3),
+            "node {victim} never saw {name}"
         );
     }
     // And it serves the new partitions it leads.
@@ -747,4 +758,20 @@ fn changes_committed_while_a_node_loads_its_partitions_reach_it() {
     }
     let delivered = p.flush(Duration::from_secs(60));
     assert!(delivered.iter().all(|d| d.error.is_none()), "{delivered:?}");
+}
+
+/// The metadata quorum's leader as node `addr` reports it (DescribeQuorum).
+fn quorum_leader(addr: std::net::SocketAddr) -> i32 {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{
+        ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut t = TopicData::default();
+    t.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+    t.partitions = vec![PartitionData::default()];
+    let mut req = DescribeQuorumRequest::default();
+    req.topics = vec![t];
+    let r: DescribeQuorumResponse = raw_call(addr, ApiKey::DescribeQuorum, 2, &req);
+    r.topics[0].partitions[0].leader_id.0
 }
